@@ -1,0 +1,147 @@
+// guestvm — a virtual CPU: a KVM vCPU run by its own host thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "guestvm/error.hpp"
+#include "guestvm/exits.hpp"
+#include "guestvm/registers.hpp"
+#include "guestvm/types.hpp"
+
+namespace guestvm {
+
+namespace kvm {
+class VcpuFd;
+}
+class Vm;
+class TcbObject;
+class VcpuObject;
+
+/// The CPU mode a vCPU starts in.
+enum class BootMode : std::uint8_t {
+    kLong64,       ///< 64-bit long mode, identity paging, flat segments (ELF64 guests)
+    kProtected32,  ///< 32-bit protected mode, paging off, flat segments (libsel4vm's x86 start)
+    kReal16,       ///< real mode at CS:IP (flat binaries)
+};
+
+/// A vCPU's lifecycle. The legal transitions live in one place (Vcpu.cpp):
+///   kCreated/kOff --start--> kRunning <--suspend/resume--> kSuspended
+///   kRunning/kSuspended --CPU_OFF--> kOff      any --VM stop / fatal exit--> kStopped
+enum class VcpuState : std::uint8_t { kCreated, kRunning, kSuspended, kOff, kStopped };
+
+const char *vcpu_state_name(VcpuState state) noexcept;
+
+/// One vCPU of a Vm. Owns its KVM vCPU descriptor and, once started, one host thread that runs
+/// KVM_RUN and dispatches exits. Queries (id, target_core, online, caps) are lock-free and may
+/// be called from any thread; register access and suspend/resume pause the thread safely.
+class Vcpu {
+  public:
+    ~Vcpu();
+    Vcpu(const Vcpu &) = delete;
+    Vcpu &operator=(const Vcpu &) = delete;
+
+    VcpuId id() const noexcept { return id_; }
+    Vm &vm() const noexcept { return vm_; }
+    /// The guest core this vCPU is assigned to, or -1.
+    int target_core() const noexcept { return target_core_.load(std::memory_order_acquire); }
+    /// True from a successful start until CPU_OFF, a fatal exit or VM stop (suspended counts).
+    bool online() const noexcept {
+        auto s = state_.load(std::memory_order_acquire);
+        return s == VcpuState::kRunning || s == VcpuState::kSuspended;
+    }
+    VcpuState state() const noexcept { return state_.load(std::memory_order_acquire); }
+    /// Capability to this vCPU's TCB object (its host thread).
+    CPtr tcb() const noexcept { return tcb_cap_; }
+    /// Capability to this vCPU's VCPU object (its KVM vCPU).
+    CPtr cap() const noexcept { return vcpu_cap_; }
+
+    /// Starts the vCPU at `entry` in `mode` with `arg` in RDI (EDI in 32-bit modes).
+    /// kAlreadyExists if it is online; kBadState once the VM has stopped.
+    Status start(std::uint64_t entry, BootMode mode, std::uint64_t arg);
+
+    /// Pauses an online vCPU's guest execution; returns once it is out of KVM_RUN.
+    Status suspend();
+    /// Continues a suspended vCPU where it stopped.
+    Status resume();
+
+    Result<Registers> registers();
+    Status set_registers(const Registers &regs);
+    Result<SpecialRegisters> special_registers();
+    Status set_special_registers(const SpecialRegisters &sregs);
+
+    /// Host-thread attributes: applied now if the thread exists, else when it starts.
+    Status set_name(std::string name);
+    Status set_priority(int priority);  ///< seL4 priority 0..255 → host nice 19..-20
+    Status set_affinity(int host_cpu);  ///< -1 clears
+    int priority() const;
+
+    ExitCounts exit_counts() const noexcept;
+    /// What the creator attached with Vm::add_vcpu (immutable).
+    void *user_data() const noexcept { return user_data_; }
+
+    /// Kernel-object views used by the CSpace; constructed with the Vcpu.
+    struct PrivateTag {};
+    Vcpu(PrivateTag, Vm &vm, VcpuId id, std::unique_ptr<kvm::VcpuFd> fd, void *user_data);
+
+  private:
+    friend class Vm;
+    friend struct VcpuLoop;  // the run loop and exit dispatch (src/core/vcpu.cpp)
+
+    void thread_main();
+    /// Runs the guest until kicked, parked or stopped. Returns when it should park.
+    void run_guest();
+    /// Leaves KVM_RUN cleanly: completes pending I/O without running guest code.
+    void flush_pending_exit();
+    /// Runs fn() while the vCPU's thread is out of KVM_RUN (directly if called from it).
+    template <typename F>
+    auto with_paused(F &&fn) -> decltype(fn());
+    void kick_locked();
+    void apply_thread_attributes_locked();
+    /// VM stop: mark stopped and make the thread leave (returns at once).
+    void request_stop();
+    /// Like request_stop(), then waits for the thread and joins it.
+    void stop_and_join();
+    /// Called by the run loop on CPU_OFF from the guest (state → kOff).
+    void go_off();
+    void count(ExitKind kind) noexcept {
+        auto &c = exits_[static_cast<std::size_t>(kind)];
+        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    bool set_state_locked(VcpuState to);
+
+    Vm &vm_;
+    const VcpuId id_;
+    std::unique_ptr<kvm::VcpuFd> fd_;
+    void *const user_data_;
+    std::atomic<int> target_core_{-1};
+    std::atomic<VcpuState> state_{VcpuState::kCreated};
+    CPtr tcb_cap_;
+    CPtr vcpu_cap_;
+    std::shared_ptr<TcbObject> tcb_object_;
+    std::shared_ptr<VcpuObject> vcpu_object_;
+    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ExitKind::kCount)> exits_{};
+
+    // Thread control, guarded by mutex_.
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    bool in_guest_ = false;     // the thread is between its park point and the next park
+    bool exit_thread_ = false;  // the thread must return
+    bool thread_done_ = false;
+    int pause_requests_ = 0;
+    std::atomic<bool> leave_guest_{false};  // read by the run loop after a kick
+    std::string thread_name_;
+    int priority_ = 0;
+    int affinity_ = -1;
+    std::atomic<pid_t> tid_{0};
+    std::thread::id thread_id_;
+    std::jthread thread_;  // last: joined before anything above is destroyed
+};
+
+}  // namespace guestvm

@@ -1,0 +1,223 @@
+// guestvm — a virtual machine: guest memory, vCPUs, exit routing and its lifecycle.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "guestvm/error.hpp"
+#include "guestvm/exits.hpp"
+#include "guestvm/host.hpp"
+#include "guestvm/vcpu.hpp"
+#include "guestvm/vspace.hpp"
+
+namespace guestvm {
+
+namespace kvm {
+class VmFd;
+}
+
+/// Receives guest serial output: the vCPU that wrote it and the bytes.
+using SerialSink = std::function<void(int vcpu, std::string_view bytes)>;
+
+/// What a VM does with a port access no handler claims.
+enum class UnhandledIoPolicy : std::uint8_t {
+    kStopVm,   ///< stop the VM with StopReason::kUnhandledExit (default)
+    kAllOnes,  ///< reads return all ones, writes are ignored (libsel4vm's behaviour)
+};
+
+/// Told of every vCPU state change, on the thread that made it, with the vCPU's lock held:
+/// keep it short and do not call back into the vCPU.
+using VcpuStateObserver = std::function<void(Vcpu &vcpu, VcpuState state)>;
+
+/// How to build a Vm.
+struct VmConfig {
+    std::string name = "vm";
+    std::uint64_t ram_bytes = 64ull << 20;
+    int vcpus = 1;
+    BootMode boot_mode = BootMode::kLong64;
+    UnhandledIoPolicy unhandled_io = UnhandledIoPolicy::kStopVm;
+    bool serial = true;                     ///< an 8250 UART at 0x3f8
+    SerialSink serial_sink;                 ///< null: output is discarded
+    bool platform_calls = true;             ///< the PSCI-semantics platform call at port 0x600
+    VcpuStateObserver vcpu_state_observer;  ///< optional
+    /// Told when a vCPU is assigned a core (under the VM's assignment lock). Optional.
+    std::function<void(Vcpu &vcpu, int core)> vcpu_assign_observer;
+};
+
+/// Why a VM stopped.
+enum class StopReason : std::uint8_t {
+    kPowerOff,       ///< the guest asked (SYSTEM_OFF)
+    kReset,          ///< the guest asked (SYSTEM_RESET)
+    kAllVcpusOff,    ///< every vCPU went off
+    kUnhandledExit,  ///< an exit no handler claimed
+    kGuestFault,     ///< triple fault, failed entry or emulation failure
+    kError,          ///< a handler or the VMM failed
+    kRequested,      ///< Vm::stop() from the embedder
+};
+const char *stop_reason_name(StopReason reason) noexcept;
+
+struct StopInfo {
+    StopReason reason = StopReason::kRequested;
+    std::string message;
+    int vcpu = -1;  ///< the vCPU that caused it, or -1
+};
+
+/// Platform-call (PSCI) results as the guest sees them.
+namespace psci {
+inline constexpr std::uint32_t kVersion = 0x84000000;
+inline constexpr std::uint32_t kCpuOff = 0x84000002;
+inline constexpr std::uint32_t kSystemOff = 0x84000008;
+inline constexpr std::uint32_t kSystemReset = 0x84000009;
+inline constexpr std::uint32_t kCpuOn = 0xC4000003;
+inline constexpr std::uint32_t kAffinityInfo = 0xC4000004;
+inline constexpr std::int64_t kSuccess = 0;
+inline constexpr std::int64_t kNotSupported = -1;
+inline constexpr std::int64_t kInvalidParameters = -2;
+inline constexpr std::int64_t kAlreadyOn = -4;
+inline constexpr std::int64_t kInternalFailure = -6;
+inline constexpr std::int64_t kAffinityOn = 0;
+inline constexpr std::int64_t kAffinityOff = 1;
+inline constexpr std::uint16_t kPort = 0x600;
+}  // namespace psci
+
+/// One VM. Created from a Host; owns its KVM VM, guest memory, vCPUs and their capabilities.
+/// The util queries (vcpu_cap, vcpu_for_target, free_unassigned_vcpu, vcpu) are O(1), lock-free
+/// and callable from any thread while vCPUs run. Everything else is thread-safe unless noted.
+class Vm {
+  public:
+    static Result<std::unique_ptr<Vm>> create(std::shared_ptr<Host> host, VmConfig config);
+    ~Vm();
+    Vm(const Vm &) = delete;
+    Vm &operator=(const Vm &) = delete;
+
+    const std::string &name() const noexcept { return config_.name; }
+    const VmConfig &config() const noexcept { return config_; }
+    Host &host() const noexcept { return *host_; }
+    BootMode boot_mode() const noexcept { return config_.boot_mode; }
+
+    // ---- vCPUs and the util interface ----
+    int vcpu_count() const noexcept { return vcpu_count_.load(std::memory_order_acquire); }
+    int vcpu_capacity() const noexcept { return capacity_; }
+    /// Creates one more vCPU with the next logical id. `user_data` is stored in the vCPU before
+    /// it becomes visible to any query (Vcpu::user_data()).
+    Result<Vcpu *> add_vcpu(void *user_data = nullptr);
+    /// The vCPU with logical id `id`, or null (negative and out-of-range ids included).
+    Vcpu *vcpu(int id) const noexcept {
+        if (id < 0 || id >= vcpu_count()) return nullptr;
+        return vcpus_[static_cast<std::size_t>(id)].load(std::memory_order_acquire);
+    }
+    /// Capability to vCPU `id`'s VCPU object, or the null cap.
+    CPtr vcpu_cap(int id) const noexcept {
+        Vcpu *v = vcpu(id);
+        return v == nullptr ? kNullCap : v->cap();
+    }
+    /// The vCPU assigned to guest core `core`, or null.
+    Vcpu *vcpu_for_target(int core) const noexcept {
+        if (core < 0 || core >= capacity_) return nullptr;
+        return cores_[static_cast<std::size_t>(core)].load(std::memory_order_acquire);
+    }
+    /// The lowest-id vCPU with no target core, or null.
+    Vcpu *free_unassigned_vcpu() const noexcept {
+        return vcpu(first_unassigned_.load(std::memory_order_acquire));
+    }
+    /// Assigns `core` to `vcpu`. Refuses a core outside 0..capacity-1, a core already taken,
+    /// or a vCPU that already has a core.
+    Status assign_target(Vcpu &vcpu, int core);
+    /// The vCPU for `core`, claiming and assigning the lowest free one if none is: one atomic
+    /// step, so concurrent callers never claim the same vCPU.
+    Result<Vcpu *> claim_vcpu_for_core(int core);
+    /// The PSCI CPU_ON operation: answers as the platform call does.
+    std::int64_t cpu_on(std::int64_t core, std::uint64_t entry, std::uint64_t context_id);
+    /// The PSCI AFFINITY_INFO operation.
+    std::int64_t affinity_info(std::int64_t core) const noexcept;
+    /// The PSCI CPU_OFF operation for the calling vCPU (call from its exit handler).
+    ExitAction cpu_off(Vcpu &vcpu);
+    /// Starts the vCPU for `core` (assigning one if needed) at `entry` in the VM's boot mode.
+    Status start_core(int core, std::uint64_t entry, std::uint64_t arg);
+
+    // ---- memory ----
+    GuestVSpace &vspace() noexcept { return *guest_vspace_; }
+    /// Writes the boot GDT and page tables for the VM's boot mode (done once; at create when
+    /// RAM was given, else at the first vCPU start). Needs RAM over [0, 0x10000).
+    Status ensure_boot_tables();
+    VmmVSpace &vmm_vspace() noexcept { return vmm_vspace_; }
+
+    // ---- exits ----
+    Status add_io_handler(std::uint16_t port, std::uint32_t count, std::string name, IoHandler h);
+    Status add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string name,
+                            MmioHandler h);
+
+    // ---- lifecycle ----
+    /// Blocks until the VM stops, then joins every vCPU thread and returns why it stopped.
+    /// With no vCPU online and none ever started, returns kAllVcpusOff at once.
+    StopInfo run();
+    /// Asks the VM to stop (first reason wins); returns at once. Any thread, any time.
+    void stop(StopInfo info = {});
+    bool stopped() const noexcept { return stopping_.load(std::memory_order_acquire); }
+    std::optional<StopInfo> stop_info() const;
+
+    ExitCounts exit_counts() const;
+
+    struct PrivateTag {};
+    Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<kvm::VmFd> fd,
+       int capacity);
+
+  private:
+    friend class Vcpu;
+    friend struct VcpuLoop;
+
+    Status setup();
+    void join_all();
+    void notify_vcpu_state(Vcpu &vcpu, VcpuState state) {
+        if (config_.vcpu_state_observer) config_.vcpu_state_observer(vcpu, state);
+    }
+    Status assign_locked(Vcpu &vcpu, int core);
+    /// Port access nobody handles: the unhandled-I/O policy.
+    ExitAction unhandled_io(Vcpu &vcpu, IoAccess &access);
+    void on_vcpu_online();
+    void on_vcpu_offline(Vcpu &vcpu);
+    const IoBus &io_bus() const noexcept { return io_bus_; }
+
+    std::shared_ptr<Host> host_;
+    VmConfig config_;
+    std::unique_ptr<kvm::VmFd> fd_;
+    const int capacity_;
+    VmmVSpace vmm_vspace_;
+    std::unique_ptr<GuestVSpace> guest_vspace_;
+
+    // vCPU tables: fixed capacity so lock-free readers never see a reallocation.
+    std::unique_ptr<std::atomic<Vcpu *>[]> vcpus_;
+    std::unique_ptr<std::atomic<Vcpu *>[]> cores_;
+    std::atomic<int> vcpu_count_{0};
+    std::atomic<int> first_unassigned_{0};
+    std::mutex assign_mutex_;  // guards creation, assignment and CPU_ON
+    std::vector<std::unique_ptr<Vcpu>> owned_;
+
+    mutable std::shared_mutex bus_mutex_;
+    IoBus io_bus_{0xffff};
+    MmioBus mmio_bus_{~std::uint64_t{0}};
+
+    std::atomic<int> online_count_{0};
+    std::atomic<bool> ever_started_{false};
+    std::atomic<bool> stopping_{false};
+    mutable std::mutex stop_mutex_;
+    std::condition_variable stop_cv_;
+    std::optional<StopInfo> stop_info_;
+    std::mutex join_mutex_;
+    std::mutex boot_tables_mutex_;
+    bool boot_tables_ = false;
+
+    struct Devices;
+    std::unique_ptr<Devices> devices_;
+};
+
+}  // namespace guestvm

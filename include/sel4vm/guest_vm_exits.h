@@ -1,0 +1,13 @@
+/*
+ * guestvm — libsel4vm's guest_vm_exits.h: values of vm->run.exit_reason.
+ */
+#pragma once
+
+typedef enum vm_exit_codes {
+    VM_GUEST_MMIO_EXIT,
+    VM_GUEST_IO_EXIT,
+    VM_GUEST_NOTIFICATION_EXIT,
+    VM_GUEST_UNKNOWN_EXIT
+} vm_exit_codes_t;
+
+#define VM_GUEST_ERROR_EXIT -1

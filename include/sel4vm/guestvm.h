@@ -1,0 +1,110 @@
+/*
+ * guestvm — C functions beyond libsel4vm's interface: what a Linux-hosted VMM needs that seL4
+ * provides by other means (errors as text, stopping, loading, serial output, teardown) and
+ * the race-free "claim a vCPU for a core" step.
+ */
+#pragma once
+
+#include <sel4vm/guest_vm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The message of the last error a guestvm C function reported on this thread ("" if none). */
+const char *guestvm_last_error(void);
+
+/** How vCPUs of a VM start (set before the first vcpu_start). */
+typedef enum guestvm_boot_mode {
+    GUESTVM_BOOT_LONG64 = 0,      /**< 64-bit long mode, identity paging (the default) */
+    GUESTVM_BOOT_PROTECTED32 = 1, /**< 32-bit protected mode, paging off */
+    GUESTVM_BOOT_REAL16 = 2       /**< real mode */
+} guestvm_boot_mode_t;
+
+/** Receives guest serial output: the vCPU that wrote it, the bytes and their count. */
+typedef void (*guestvm_serial_fn)(int vcpu_id, const char *bytes, size_t len, void *cookie);
+
+/** Options for guestvm_vm_init(); zero-initialise and set what you need. */
+typedef struct guestvm_vm_options {
+    size_t ram_bytes; /**< RAM at 0 (and above 4 GiB past 3 GiB); 0: none */
+    guestvm_boot_mode_t boot_mode;
+    guestvm_serial_fn serial; /**< NULL: serial output is discarded */
+    void *serial_cookie;
+} guestvm_vm_options_t;
+
+/**
+ * vm_init with guestvm options (RAM, boot mode, serial sink). vm_init(...) equals this with
+ * zeroed options.
+ * @return 0 on success, -1 on error (see guestvm_last_error())
+ */
+int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *options);
+
+/**
+ * Loads an ELF64 x86-64 executable into guest RAM and sets vm->entry to its entry point.
+ * @return 0 on success, -1 on error (NULL arguments, unreadable or malformed image, segments
+ *         outside RAM); guest memory is untouched on error.
+ */
+int guestvm_vm_load_elf(vm_t *vm, const char *path);
+
+/**
+ * The vCPU assigned to core `target_cpu`; if none, claims the lowest unassigned vCPU and assigns
+ * it the core, in one atomic step (two callers never claim the same vCPU).
+ * @return the vCPU, or NULL (NULL vm, core out of range, no free vCPU)
+ */
+vm_vcpu_t *guestvm_vm_claim_vcpu_for_target(vm_t *vm, int target_cpu);
+
+/** Asks a running VM to stop; returns at once (vm_run then returns). Any thread. */
+int guestvm_vm_stop(vm_t *vm);
+
+/** Why the VM stopped. */
+typedef enum guestvm_stop_reason {
+    GUESTVM_STOP_NONE = -1, /**< still running (or never ran) */
+    GUESTVM_STOP_POWER_OFF = 0,
+    GUESTVM_STOP_RESET,
+    GUESTVM_STOP_ALL_VCPUS_OFF,
+    GUESTVM_STOP_UNHANDLED_EXIT,
+    GUESTVM_STOP_GUEST_FAULT,
+    GUESTVM_STOP_ERROR,
+    GUESTVM_STOP_REQUESTED
+} guestvm_stop_reason_t;
+
+/**
+ * @param message  if non-NULL, receives a NUL-terminated description (truncated to `size`)
+ * @return why the VM stopped, or GUESTVM_STOP_NONE
+ */
+guestvm_stop_reason_t guestvm_vm_stop_reason(vm_t *vm, char *message, size_t size);
+
+/**
+ * Stops the VM if it runs, joins its threads, closes its descriptors, unmaps its memory and
+ * deletes its capabilities. The vm_t may be initialised again afterwards.
+ * @return 0 on success, -1 on error (NULL or uninitialised vm)
+ */
+int vm_destroy(vm_t *vm);
+
+/** One region of a vspace. For the guest vspace `start` is guest-physical and `host` is where
+ *  the VMM sees it; for the VMM vspace `start` is a host address and `guest` what it backs. */
+typedef struct guestvm_region {
+    uint64_t start;
+    uint64_t size;
+    uint64_t host;  /**< guest vspace: host address of start */
+    uint64_t guest; /**< VMM vspace: guest-physical address backed (UINT64_MAX: none) */
+    int writable;
+} guestvm_region_t;
+
+/**
+ * Lists a vspace's regions in address order.
+ * @param out  array of `max` entries (may be NULL when max is 0)
+ * @return the number of regions the vspace holds (may exceed max), or -1 (NULL/unbound vspace)
+ */
+int guestvm_vspace_regions(vspace_t *vspace, guestvm_region_t *out, size_t max);
+
+/**
+ * Translates an address through a vspace: guest vspace, guest-physical → host address;
+ * VMM vspace, host address → guest-physical.
+ * @return 0 and *out on success, -1 when no region holds [addr, addr+len) (or bad arguments)
+ */
+int guestvm_vspace_translate(vspace_t *vspace, uint64_t addr, size_t len, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,386 @@
+// guestvm — the extern "C" layer with libsel4vm's names. Thin: it translates handles, types and
+// errors; every decision is made by the C++ objects. No exception crosses this boundary.
+#include "sel4vm/guest_vm.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "guestvm/loader.hpp"
+#include "guestvm/vm.hpp"
+#include "sel4vm/boot.h"
+#include "sel4vm/guest_ram.h"
+#include "sel4vm/guest_vm_exits.h"
+#include "sel4vm/guest_vm_util.h"
+#include "sel4vm/guestvm.h"
+
+struct guestvm_vm_state {
+    std::string name;
+    guestvm_serial_fn serial = nullptr;
+    void *serial_cookie = nullptr;
+    std::vector<std::unique_ptr<vm_vcpu_t>> vcpus;  // mirrors, index = vCPU id
+    std::unique_ptr<guestvm::Vm> vm;                // last: destroyed (threads joined) first
+};
+
+namespace {
+
+using guestvm::Errc;
+using guestvm::Error;
+
+thread_local std::string tls_last_error;
+std::atomic<unsigned> next_vm_id{1};
+
+int fail(const Error &e) {
+    tls_last_error = e.message();
+    return -1;
+}
+int fail(std::string message) {
+    tls_last_error = std::move(message);
+    return -1;
+}
+
+// Runs fn, turning any exception into `on_error` and a last-error message.
+template <typename R, typename F>
+R guarded(R on_error, F &&fn) noexcept {
+    try {
+        return fn();
+    } catch (const std::exception &e) {
+        tls_last_error = std::string("internal error: ") + e.what();
+    } catch (...) {
+        tls_last_error = "internal error";
+    }
+    return on_error;
+}
+
+guestvm::Vm *vm_of(vm_t *vm) noexcept {
+    return vm != nullptr && vm->guestvm != nullptr ? vm->guestvm->vm.get() : nullptr;
+}
+guestvm::Vcpu *vcpu_of(vm_vcpu_t *vcpu) noexcept {
+    return vcpu != nullptr ? static_cast<guestvm::Vcpu *>(vcpu->guestvm) : nullptr;
+}
+vm_vcpu_t *mirror_of(guestvm::Vcpu *vcpu) noexcept {
+    return vcpu != nullptr ? static_cast<vm_vcpu_t *>(vcpu->user_data()) : nullptr;
+}
+
+guestvm::BootMode to_mode(guestvm_boot_mode_t mode) {
+    switch (mode) {
+        case GUESTVM_BOOT_PROTECTED32:
+            return guestvm::BootMode::kProtected32;
+        case GUESTVM_BOOT_REAL16:
+            return guestvm::BootMode::kReal16;
+        case GUESTVM_BOOT_LONG64:
+            break;
+    }
+    return guestvm::BootMode::kLong64;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char *guestvm_last_error(void) { return tls_last_error.c_str(); }
+
+int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *options) {
+    return guarded(-1, [&] {
+        if (vm == nullptr || name == nullptr) return fail("vm_init: NULL vm or name");
+        guestvm_vm_options_t opts{};
+        if (options != nullptr) opts = *options;
+        if (opts.boot_mode < GUESTVM_BOOT_LONG64 || opts.boot_mode > GUESTVM_BOOT_REAL16) {
+            return fail("vm_init: unknown boot mode");
+        }
+        auto host = guestvm::Host::process_default();
+        if (!host) return fail(host.error());
+        auto state = std::make_unique<guestvm_vm_state>();
+        state->name = name;
+        state->serial = opts.serial;
+        state->serial_cookie = opts.serial_cookie;
+        guestvm::VmConfig config;
+        config.name = name;
+        config.ram_bytes = opts.ram_bytes;
+        config.vcpus = 0;
+        config.boot_mode = to_mode(opts.boot_mode);
+        if (opts.serial != nullptr) {
+            config.serial_sink = [fn = opts.serial, cookie = opts.serial_cookie](
+                                     int vcpu, std::string_view bytes) {
+                fn(vcpu, bytes.data(), bytes.size(), cookie);
+            };
+        }
+        // Mirrors follow the C++ state; relaxed atomic stores keep concurrent C readers sane.
+        config.vcpu_state_observer = [](guestvm::Vcpu &v, guestvm::VcpuState s) {
+            if (auto *m = mirror_of(&v)) {
+                bool online =
+                    s == guestvm::VcpuState::kRunning || s == guestvm::VcpuState::kSuspended;
+                __atomic_store_n(&m->vcpu_online, online, __ATOMIC_RELEASE);
+            }
+        };
+        config.vcpu_assign_observer = [](guestvm::Vcpu &v, int core) {
+            if (auto *m = mirror_of(&v)) __atomic_store_n(&m->target_cpu, core, __ATOMIC_RELEASE);
+        };
+        auto created = guestvm::Vm::create(std::move(*host), std::move(config));
+        if (!created) return fail(created.error());
+        std::memset(static_cast<void *>(vm), 0, sizeof(*vm));
+        state->vm = std::move(*created);
+        vm->vm_name = state->name.data();
+        vm->vm_id = next_vm_id.fetch_add(1);
+        vm->run.exit_reason = -1;
+        vm->mem.vm_vspace = {&state->vm->vspace(), GUESTVM_VSPACE_GUEST};
+        vm->mem.vmm_vspace = {&state->vm->vmm_vspace(), GUESTVM_VSPACE_VMM};
+        vm->guestvm = state.release();  // owned by vm_t until vm_destroy
+        vm->vm_initialised = true;
+        return 0;
+    });
+}
+
+int vm_init(vm_t *vm, vka_t *, simple_t *, vspace_t, ps_io_ops_t *, seL4_CPtr, const char *name) {
+    return guestvm_vm_init(vm, name, nullptr);
+}
+
+int vm_destroy(vm_t *vm) {
+    return guarded(-1, [&] {
+        if (vm == nullptr || vm->guestvm == nullptr)
+            return fail("vm_destroy: NULL or uninitialised vm");
+        std::unique_ptr<guestvm_vm_state> state(vm->guestvm);
+        vm->guestvm = nullptr;
+        state.reset();  // stops the VM, joins threads, deletes caps, frees memory
+        std::memset(static_cast<void *>(vm), 0, sizeof(*vm));
+        return 0;
+    });
+}
+
+vm_vcpu_t *vm_create_vcpu(vm_t *vm, int priority) {
+    return guarded<vm_vcpu_t *>(nullptr, [&]() -> vm_vcpu_t * {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("vm_create_vcpu: NULL or uninitialised vm"), nullptr;
+        if (priority < 0 || priority > 255) {
+            return fail(fmt::format("vm_create_vcpu: priority {} outside 0..255", priority)),
+                   nullptr;
+        }
+        if (v->vcpu_count() >= GUESTVM_MAX_VCPUS) {
+            return fail(fmt::format("vm_create_vcpu: already {} vCPUs", GUESTVM_MAX_VCPUS)),
+                   nullptr;
+        }
+        auto mirror = std::make_unique<vm_vcpu_t>();
+        mirror->vm = vm;
+        mirror->target_cpu = -1;
+        mirror->tcb.priority = priority;
+        auto created = v->add_vcpu(mirror.get());
+        if (!created) return fail(created.error()), nullptr;
+        guestvm::Vcpu *cpp = *created;
+        (void)cpp->set_priority(priority);
+        mirror->vcpu.cptr = cpp->cap().value();
+        mirror->tcb.tcb.cptr = cpp->tcb().value();
+        mirror->vcpu_id = static_cast<unsigned>(cpp->id().value());
+        mirror->guestvm = cpp;
+        vm_vcpu_t *raw = mirror.get();
+        vm->guestvm->vcpus.push_back(std::move(mirror));
+        vm->vcpus[raw->vcpu_id] = raw;
+        vm->num_vcpus = raw->vcpu_id + 1;
+        return raw;
+    });
+}
+
+int vm_assign_vcpu_target(vm_vcpu_t *vcpu, int target_cpu) {
+    return guarded(-1, [&] {
+        guestvm::Vcpu *v = vcpu_of(vcpu);
+        if (v == nullptr) return fail("vm_assign_vcpu_target: NULL vcpu");
+        if (target_cpu < 0 || target_cpu >= GUESTVM_MAX_VCPUS) {
+            return fail(fmt::format("vm_assign_vcpu_target: core {} outside 0..{}", target_cpu,
+                                    GUESTVM_MAX_VCPUS - 1));
+        }
+        auto assigned = v->vm().assign_target(*v, target_cpu);
+        return assigned ? 0 : fail(assigned.error());
+    });
+}
+
+int vcpu_start(vm_vcpu_t *vcpu) {
+    return guarded(-1, [&] {
+        guestvm::Vcpu *v = vcpu_of(vcpu);
+        if (v == nullptr) return fail("vcpu_start: NULL vcpu");
+        int core = v->target_core();
+        auto started = v->start(vcpu->vm->entry, v->vm().boot_mode(),
+                                static_cast<std::uint64_t>(core >= 0 ? core : v->id().value()));
+        return started ? 0 : fail(started.error());
+    });
+}
+
+int vm_run(vm_t *vm) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("vm_run: NULL or uninitialised vm");
+        guestvm::StopInfo info = v->run();
+        switch (info.reason) {
+            case guestvm::StopReason::kPowerOff:
+            case guestvm::StopReason::kReset:
+            case guestvm::StopReason::kAllVcpusOff:
+            case guestvm::StopReason::kRequested:
+                vm->run.exit_reason = VM_GUEST_UNKNOWN_EXIT;
+                return 0;
+            default:
+                break;
+        }
+        vm->run.exit_reason = VM_GUEST_ERROR_EXIT;
+        return fail(info.message);
+    });
+}
+
+int vm_register_unhandled_mem_fault_callback(vm_t *vm,
+                                             unhandled_mem_fault_callback_fn fault_handler,
+                                             void *cookie) {
+    if (vm_of(vm) == nullptr) return fail("NULL or uninitialised vm");
+    vm->mem.unhandled_mem_fault_handler = fault_handler;
+    vm->mem.unhandled_mem_fault_cookie = cookie;
+    return 0;
+}
+
+int vm_register_notification_callback(vm_t *vm, notification_callback_fn notification_callback,
+                                      void *cookie) {
+    if (vm_of(vm) == nullptr) return fail("NULL or uninitialised vm");
+    vm->run.notification_callback = notification_callback;
+    vm->run.notification_callback_cookie = cookie;
+    return 0;
+}
+
+int vm_ram_register_at(vm_t *vm, uintptr_t start, size_t bytes, bool) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("vm_ram_register_at: NULL or uninitialised vm");
+        auto added = v->vspace().add_ram(guestvm::GuestPhysAddr(start), bytes,
+                                         fmt::format("ram@{:#x}", start));
+        return added ? 0 : fail(added.error());
+    });
+}
+
+int guestvm_vm_load_elf(vm_t *vm, const char *path) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr || path == nullptr) return fail("guestvm_vm_load_elf: NULL argument");
+        auto image = guestvm::read_file(path);
+        if (!image) return fail(image.error());
+        auto loaded = guestvm::load_elf64(v->vspace(), *image);
+        if (!loaded) return fail(loaded.error());
+        vm->entry = loaded->entry;
+        return 0;
+    });
+}
+
+vm_vcpu_t *guestvm_vm_claim_vcpu_for_target(vm_t *vm, int target_cpu) {
+    return guarded<vm_vcpu_t *>(nullptr, [&]() -> vm_vcpu_t * {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("NULL or uninitialised vm"), nullptr;
+        auto claimed = v->claim_vcpu_for_core(target_cpu);
+        if (!claimed) return fail(claimed.error()), nullptr;
+        return mirror_of(*claimed);
+    });
+}
+
+int guestvm_vm_stop(vm_t *vm) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("guestvm_vm_stop: NULL or uninitialised vm");
+        v->stop({guestvm::StopReason::kRequested, "stop requested through guestvm_vm_stop"});
+        return 0;
+    });
+}
+
+guestvm_stop_reason_t guestvm_vm_stop_reason(vm_t *vm, char *message, size_t size) {
+    return guarded(GUESTVM_STOP_NONE, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        auto info = v != nullptr ? v->stop_info() : std::nullopt;
+        if (message != nullptr && size > 0) {
+            std::string text = info ? info->message : std::string();
+            std::size_t n = std::min(size - 1, text.size());
+            std::memcpy(message, text.data(), n);
+            message[n] = '\0';
+        }
+        return info ? static_cast<guestvm_stop_reason_t>(info->reason) : GUESTVM_STOP_NONE;
+    });
+}
+
+int guestvm_vspace_regions(vspace_t *vspace, guestvm_region_t *out, size_t max) {
+    return guarded(-1, [&] {
+        if (vspace == nullptr || vspace->data == nullptr) return fail("NULL or unbound vspace");
+        std::vector<guestvm_region_t> regions;
+        if (vspace->kind == GUESTVM_VSPACE_GUEST) {
+            for (const auto &r : static_cast<guestvm::GuestVSpace *>(vspace->data)->regions()) {
+                regions.push_back({r.base.value(), r.size, reinterpret_cast<std::uint64_t>(r.host),
+                                   UINT64_MAX, !r.read_only});
+            }
+        } else if (vspace->kind == GUESTVM_VSPACE_VMM) {
+            for (const auto &m : static_cast<guestvm::VmmVSpace *>(vspace->data)->mappings()) {
+                regions.push_back({m.addr.value(), m.size, m.addr.value(),
+                                   m.guest ? m.guest->value() : UINT64_MAX, (m.prot & 2) != 0});
+            }
+        } else {
+            return fail("vspace of unknown kind");
+        }
+        if (out != nullptr) std::copy_n(regions.begin(), std::min(max, regions.size()), out);
+        return static_cast<int>(regions.size());
+    });
+}
+
+int guestvm_vspace_translate(vspace_t *vspace, uint64_t addr, size_t len, uint64_t *out) {
+    return guarded(-1, [&] {
+        if (vspace == nullptr || vspace->data == nullptr || out == nullptr) {
+            return fail("guestvm_vspace_translate: NULL argument");
+        }
+        if (vspace->kind == GUESTVM_VSPACE_GUEST) {
+            auto host = static_cast<guestvm::GuestVSpace *>(vspace->data)
+                            ->translate(guestvm::GuestPhysAddr(addr), len);
+            if (!host) return fail(host.error());
+            *out = reinterpret_cast<std::uint64_t>(*host);
+            return 0;
+        }
+        if (vspace->kind == GUESTVM_VSPACE_VMM) {
+            auto *vmm = static_cast<guestvm::VmmVSpace *>(vspace->data);
+            if (!vmm->find(guestvm::HostVirtAddr(addr), len)) {
+                return fail(
+                    fmt::format("host range {:#x} +{:#x} is not inside one mapping", addr, len));
+            }
+            auto gpa = vmm->to_guest(guestvm::HostVirtAddr(addr));
+            if (!gpa) return fail(gpa.error());
+            *out = gpa->value();
+            return 0;
+        }
+        return fail("vspace of unknown kind");
+    });
+}
+
+// ---- the guest VM util interface ----
+
+seL4_CPtr vm_get_vcpu_tcb(vm_vcpu_t *vcpu) {
+    guestvm::Vcpu *v = vcpu_of(vcpu);
+    return v != nullptr ? v->tcb().value() : seL4_CapNull;
+}
+
+seL4_CPtr vm_get_vcpu(vm_t *vm, int vcpu_id) {
+    guestvm::Vm *v = vm_of(vm);
+    return v != nullptr ? v->vcpu_cap(vcpu_id).value() : seL4_CapNull;
+}
+
+vm_vcpu_t *vm_vcpu_for_target_cpu(vm_t *vm, int target_cpu) {
+    guestvm::Vm *v = vm_of(vm);
+    return v != nullptr ? mirror_of(v->vcpu_for_target(target_cpu)) : nullptr;
+}
+
+vm_vcpu_t *vm_find_free_unassigned_vcpu(vm_t *vm) {
+    guestvm::Vm *v = vm_of(vm);
+    return v != nullptr ? mirror_of(v->free_unassigned_vcpu()) : nullptr;
+}
+
+bool is_vcpu_online(vm_vcpu_t *vcpu) {
+    guestvm::Vcpu *v = vcpu_of(vcpu);
+    return v != nullptr && v->online();
+}
+
+vspace_t *vm_get_vspace(vm_t *vm) { return vm_of(vm) != nullptr ? &vm->mem.vm_vspace : nullptr; }
+
+vspace_t *vm_get_vmm_vspace(vm_t *vm) {
+    return vm_of(vm) != nullptr ? &vm->mem.vmm_vspace : nullptr;
+}
+
+}  // extern "C"

@@ -1,0 +1,313 @@
+#include "guestvm/vcpu.hpp"
+
+#include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <system_error>
+
+#include "arch/x86/boot.hpp"
+#include "core/objects.hpp"
+#include "core/vcpu_loop.hpp"
+#include "guestvm/vm.hpp"
+#include "kvm/vcpu_fd.hpp"
+
+namespace guestvm {
+
+using namespace std::chrono_literals;
+
+namespace {
+constexpr auto kKickRetry = 2ms;
+constexpr auto kPauseTimeout = 5s;
+}  // namespace
+
+const char *vcpu_state_name(VcpuState state) noexcept {
+    switch (state) {
+        case VcpuState::kCreated:
+            return "created";
+        case VcpuState::kRunning:
+            return "running";
+        case VcpuState::kSuspended:
+            return "suspended";
+        case VcpuState::kOff:
+            return "off";
+        case VcpuState::kStopped:
+            return "stopped";
+    }
+    return "unknown";
+}
+
+Vcpu::Vcpu(PrivateTag, Vm &vm, VcpuId id, std::unique_ptr<kvm::VcpuFd> fd, void *user_data)
+    : vm_(vm), id_(id), fd_(std::move(fd)), user_data_(user_data) {}
+
+Vcpu::~Vcpu() { stop_and_join(); }
+
+// The one place that knows which lifecycle transitions are legal.
+bool Vcpu::set_state_locked(VcpuState to) {
+    VcpuState from = state_.load(std::memory_order_relaxed);
+    bool ok = false;
+    switch (from) {
+        case VcpuState::kCreated:
+        case VcpuState::kOff:
+            ok = to == VcpuState::kRunning || to == VcpuState::kStopped;
+            break;
+        case VcpuState::kRunning:
+            ok = to == VcpuState::kSuspended || to == VcpuState::kOff || to == VcpuState::kStopped;
+            break;
+        case VcpuState::kSuspended:
+            ok = to == VcpuState::kRunning || to == VcpuState::kOff || to == VcpuState::kStopped;
+            break;
+        case VcpuState::kStopped:
+            ok = false;
+            break;
+    }
+    if (!ok) return false;
+    state_.store(to, std::memory_order_release);
+    vm_.notify_vcpu_state(*this, to);
+    return true;
+}
+
+Status Vcpu::start(std::uint64_t entry, BootMode mode, std::uint64_t arg) {
+    std::unique_lock lock(mutex_);
+    if (vm_.stopped() || state_ == VcpuState::kStopped) {
+        return make_error(Errc::kBadState,
+                          fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
+    }
+    if (online()) {
+        return make_error(Errc::kAlreadyExists,
+                          fmt::format("vCPU {} is already online", id_.value()));
+    }
+    // A vCPU that just went off may still be leaving its run loop.
+    cv_.wait(lock, [&] { return !in_guest_; });
+    if (vm_.stopped() || state_ == VcpuState::kStopped) {
+        return make_error(Errc::kBadState,
+                          fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
+    }
+    if (mode != BootMode::kReal16) GUESTVM_TRY(vm_.ensure_boot_tables());
+    GUESTVM_TRY(x86::apply_boot_state(*fd_, mode, entry, arg));
+    if (!thread_.joinable()) {
+        try {
+            thread_ = std::jthread([this] { thread_main(); });
+        } catch (const std::system_error &e) {
+            return make_error(
+                Errc::kResourceExhausted,
+                fmt::format("vCPU {}: cannot create its thread: {}", id_.value(), e.what()));
+        }
+    }
+    set_state_locked(VcpuState::kRunning);
+    vm_.on_vcpu_online();
+    cv_.notify_all();
+    return {};
+}
+
+void Vcpu::kick_locked() {
+    leave_guest_.store(true, std::memory_order_release);
+    if (thread_.joinable() && !thread_done_) {
+        ::pthread_kill(thread_.native_handle(), vm_.host().kick_signal());
+    }
+}
+
+template <typename F>
+auto Vcpu::with_paused(F &&fn) -> decltype(fn()) {
+    std::unique_lock lock(mutex_);
+    if (thread_.joinable() && thread_.get_id() == std::this_thread::get_id()) {
+        return fn();  // called from this vCPU's own exit handler: it is not in KVM_RUN
+    }
+    ++pause_requests_;
+    auto deadline = std::chrono::steady_clock::now() + kPauseTimeout;
+    while (in_guest_) {
+        kick_locked();
+        cv_.wait_for(lock, kKickRetry);
+        if (in_guest_ && std::chrono::steady_clock::now() > deadline) {
+            --pause_requests_;
+            cv_.notify_all();
+            return make_error(Errc::kTimeout,
+                              fmt::format("vCPU {} did not pause within 5 s", id_.value()));
+        }
+    }
+    auto result = fn();
+    --pause_requests_;
+    cv_.notify_all();
+    return result;
+}
+
+Status Vcpu::suspend() {
+    std::unique_lock lock(mutex_);
+    if (state_ == VcpuState::kSuspended) return {};
+    if (state_ != VcpuState::kRunning) {
+        return make_error(Errc::kBadState, fmt::format("vCPU {} is {}, not running", id_.value(),
+                                                       vcpu_state_name(state_)));
+    }
+    set_state_locked(VcpuState::kSuspended);
+    if (thread_.get_id() == std::this_thread::get_id()) {
+        leave_guest_.store(true, std::memory_order_release);  // parks after this exit
+        return {};
+    }
+    while (in_guest_) {
+        kick_locked();
+        cv_.wait_for(lock, kKickRetry);
+    }
+    return {};
+}
+
+Status Vcpu::resume() {
+    std::unique_lock lock(mutex_);
+    if (state_ == VcpuState::kRunning) return {};
+    if (state_ != VcpuState::kSuspended) {
+        return make_error(Errc::kBadState, fmt::format("vCPU {} is {}, not suspended", id_.value(),
+                                                       vcpu_state_name(state_)));
+    }
+    set_state_locked(VcpuState::kRunning);
+    cv_.notify_all();
+    return {};
+}
+
+Result<Registers> Vcpu::registers() {
+    return with_paused([&] { return fd_->get_regs(); });
+}
+Status Vcpu::set_registers(const Registers &regs) {
+    return with_paused([&] { return fd_->set_regs(regs); });
+}
+Result<SpecialRegisters> Vcpu::special_registers() {
+    return with_paused([&] { return fd_->get_sregs(); });
+}
+Status Vcpu::set_special_registers(const SpecialRegisters &sregs) {
+    return with_paused([&] { return fd_->set_sregs(sregs); });
+}
+
+void Vcpu::apply_thread_attributes_locked() {
+    pid_t tid = tid_.load(std::memory_order_acquire);
+    if (tid == 0) return;  // applied by the thread when it starts
+    if (!thread_name_.empty()) {
+        ::pthread_setname_np(thread_.native_handle(), thread_name_.substr(0, 15).c_str());
+    }
+    int nice = 19 - priority_ * 39 / 255;
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (affinity_ >= 0) {
+        CPU_SET(affinity_, &set);
+    } else {
+        for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &set);
+    }
+    ::sched_setaffinity(tid, sizeof(set), &set);
+}
+
+Status Vcpu::set_name(std::string name) {
+    std::lock_guard lock(mutex_);
+    thread_name_ = std::move(name);
+    apply_thread_attributes_locked();
+    return {};
+}
+
+Status Vcpu::set_priority(int priority) {
+    if (priority < 0 || priority > 255) {
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("priority {} outside 0..255", priority));
+    }
+    std::lock_guard lock(mutex_);
+    priority_ = priority;
+    apply_thread_attributes_locked();
+    return {};
+}
+
+Status Vcpu::set_affinity(int host_cpu) {
+    long cpus = ::sysconf(_SC_NPROCESSORS_CONF);
+    if (host_cpu < -1 || host_cpu >= cpus || host_cpu >= CPU_SETSIZE) {
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("host CPU {} outside -1..{}", host_cpu, cpus - 1));
+    }
+    std::lock_guard lock(mutex_);
+    affinity_ = host_cpu;
+    apply_thread_attributes_locked();
+    return {};
+}
+
+int Vcpu::priority() const {
+    std::lock_guard lock(mutex_);
+    return priority_;
+}
+
+ExitCounts Vcpu::exit_counts() const noexcept {
+    ExitCounts out;
+    for (std::size_t i = 0; i < exits_.size(); ++i) {
+        out.by_kind[i] = exits_[i].load(std::memory_order_relaxed);
+    }
+    return out;
+}
+
+void Vcpu::go_off() {
+    {
+        std::lock_guard lock(mutex_);
+        if (!set_state_locked(VcpuState::kOff)) return;
+    }
+    vm_.on_vcpu_offline(*this);
+}
+
+void Vcpu::request_stop() {
+    std::lock_guard lock(mutex_);
+    exit_thread_ = true;
+    set_state_locked(VcpuState::kStopped);
+    if (in_guest_) kick_locked();
+    cv_.notify_all();
+}
+
+void Vcpu::stop_and_join() {
+    {
+        std::unique_lock lock(mutex_);
+        exit_thread_ = true;
+        set_state_locked(VcpuState::kStopped);
+        if (!thread_.joinable()) return;
+        if (thread_.get_id() == std::this_thread::get_id()) return;  // cannot join itself
+        cv_.notify_all();
+        while (!thread_done_) {
+            if (in_guest_) kick_locked();
+            cv_.wait_for(lock, kKickRetry);
+        }
+    }
+    thread_.join();
+}
+
+void Vcpu::thread_main() {
+    tid_.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
+    fd_->arm_kick_on_this_thread();
+    {
+        std::lock_guard lock(mutex_);
+        if (thread_name_.empty()) thread_name_ = fmt::format("vcpu{}", id_.value());
+        apply_thread_attributes_locked();
+    }
+    for (;;) {
+        {
+            std::unique_lock lock(mutex_);
+            in_guest_ = false;
+            cv_.notify_all();
+            cv_.wait(lock, [&] {
+                return exit_thread_ || (state_ == VcpuState::kRunning && pause_requests_ == 0);
+            });
+            if (exit_thread_) break;
+            in_guest_ = true;
+            leave_guest_.store(false, std::memory_order_release);
+        }
+        VcpuLoop::run_guest(*this);
+    }
+    kvm::VcpuFd::disarm_kick_on_this_thread();
+    std::lock_guard lock(mutex_);
+    in_guest_ = false;
+    thread_done_ = true;
+    cv_.notify_all();
+}
+
+void Vcpu::flush_pending_exit() {
+    // api.rst (immediate_exit): KVM completes pending I/O, then returns EINTR without
+    // running guest code, leaving the register state consistent for readers.
+    fd_->request_immediate_exit();
+    (void)fd_->run();
+    fd_->clear_immediate_exit();
+}
+
+}  // namespace guestvm

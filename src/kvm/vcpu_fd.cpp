@@ -1,0 +1,202 @@
+#include "kvm/vcpu_fd.hpp"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "kvm/cpuid_abi.hpp"
+
+namespace guestvm::kvm {
+
+namespace {
+
+// The kvm_run of the vCPU that the current thread runs, for the kick signal handler.
+thread_local kvm_run *tls_kick_target = nullptr;
+
+void kick_handler(int) {
+    kvm_run *run = tls_kick_target;
+    if (run != nullptr) {
+        // Only this thread writes immediate_exit while armed; the handler runs on it too.
+        *static_cast<volatile std::uint8_t *>(&run->immediate_exit) = 1;
+    }
+}
+
+Segment from_kvm(const kvm_segment &k) {
+    Segment s;
+    s.base = k.base;
+    s.limit = k.limit;
+    s.selector = k.selector;
+    s.type = k.type;
+    s.present = k.present != 0;
+    s.dpl = k.dpl;
+    s.db = k.db != 0;
+    s.s = k.s != 0;
+    s.l = k.l != 0;
+    s.g = k.g != 0;
+    s.avl = k.avl != 0;
+    s.unusable = k.unusable != 0;
+    return s;
+}
+
+kvm_segment to_kvm(const Segment &s) {
+    kvm_segment k{};
+    k.base = s.base;
+    k.limit = s.limit;
+    k.selector = s.selector;
+    k.type = s.type;
+    k.present = s.present;
+    k.dpl = s.dpl;
+    k.db = s.db;
+    k.s = s.s;
+    k.l = s.l;
+    k.g = s.g;
+    k.avl = s.avl;
+    k.unusable = s.unusable;
+    return k;
+}
+
+}  // namespace
+
+Status VcpuFd::install_kick_handler(int signo) {
+    static std::mutex mu;
+    static std::vector<int> installed;
+    std::lock_guard lock(mu);
+    for (int s : installed) {
+        if (s == signo) return {};
+    }
+    struct sigaction sa {};
+    sa.sa_handler = kick_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+    if (::sigaction(signo, &sa, nullptr) < 0) {
+        return errno_error(fmt::format("sigaction({})", signo));
+    }
+    installed.push_back(signo);
+    return {};
+}
+
+void VcpuFd::arm_kick_on_this_thread() noexcept { tls_kick_target = run_struct(); }
+void VcpuFd::disarm_kick_on_this_thread() noexcept { tls_kick_target = nullptr; }
+
+void VcpuFd::request_immediate_exit() noexcept {
+    *static_cast<volatile std::uint8_t *>(&run_struct()->immediate_exit) = 1;
+}
+void VcpuFd::clear_immediate_exit() noexcept {
+    *static_cast<volatile std::uint8_t *>(&run_struct()->immediate_exit) = 0;
+}
+
+Result<Exit> VcpuFd::run() {
+    // api.rst 4.10: KVM_RUN has no arguments; the exit is described in the kvm_run area.
+    if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+        if (errno == EINTR || errno == EAGAIN) {
+            return Exit{InterruptedExit{}};
+        }
+        return errno_error(fmt::format("KVM_RUN vcpu {}", id_));
+    }
+    return decode_exit();
+}
+
+Exit VcpuFd::decode_exit() noexcept {
+    kvm_run *r = run_struct();
+    switch (r->exit_reason) {
+        case KVM_EXIT_IO: {
+            auto *base = run_map_.data() + r->io.data_offset;
+            std::size_t bytes = std::size_t{r->io.size} * r->io.count;
+            if (r->io.data_offset + bytes > run_map_.size()) {
+                return UnknownExit{r->exit_reason};
+            }
+            return IoExit{r->io.port, r->io.size, r->io.direction == KVM_EXIT_IO_OUT, r->io.count,
+                          std::span<std::uint8_t>(base, bytes)};
+        }
+        case KVM_EXIT_MMIO: {
+            std::uint32_t len = r->mmio.len > 8 ? 8 : r->mmio.len;
+            return MmioExit{r->mmio.phys_addr, len, r->mmio.is_write != 0,
+                            std::span<std::uint8_t>(r->mmio.data, len)};
+        }
+        case KVM_EXIT_HLT:
+            return HltExit{};
+        case KVM_EXIT_SHUTDOWN:
+            return ShutdownExit{};
+        case KVM_EXIT_FAIL_ENTRY:
+            return FailEntryExit{r->fail_entry.hardware_entry_failure_reason};
+        case KVM_EXIT_INTERNAL_ERROR:
+            return InternalErrorExit{r->internal.suberror};
+        case KVM_EXIT_SYSTEM_EVENT:
+            return SystemEventExit{r->system_event.type};
+        case KVM_EXIT_INTR:
+            return InterruptedExit{};
+        default:
+            return UnknownExit{r->exit_reason};
+    }
+}
+
+Result<Registers> VcpuFd::get_regs() const {
+    kvm_regs k{};
+    if (::ioctl(fd_.get(), KVM_GET_REGS, &k) < 0) {
+        return errno_error(fmt::format("KVM_GET_REGS vcpu {}", id_));
+    }
+    return Registers{k.rax, k.rbx, k.rcx, k.rdx, k.rsi, k.rdi, k.rsp, k.rbp, k.r8,
+                     k.r9,  k.r10, k.r11, k.r12, k.r13, k.r14, k.r15, k.rip, k.rflags};
+}
+
+Status VcpuFd::set_regs(const Registers &g) const {
+    kvm_regs k{};
+    k.rax = g.rax, k.rbx = g.rbx, k.rcx = g.rcx, k.rdx = g.rdx, k.rsi = g.rsi, k.rdi = g.rdi;
+    k.rsp = g.rsp, k.rbp = g.rbp, k.r8 = g.r8, k.r9 = g.r9, k.r10 = g.r10, k.r11 = g.r11;
+    k.r12 = g.r12, k.r13 = g.r13, k.r14 = g.r14, k.r15 = g.r15, k.rip = g.rip;
+    k.rflags = g.rflags;
+    if (::ioctl(fd_.get(), KVM_SET_REGS, &k) < 0) {
+        return errno_error(fmt::format("KVM_SET_REGS vcpu {}", id_));
+    }
+    return {};
+}
+
+Result<SpecialRegisters> VcpuFd::get_sregs() const {
+    kvm_sregs k{};
+    if (::ioctl(fd_.get(), KVM_GET_SREGS, &k) < 0) {
+        return errno_error(fmt::format("KVM_GET_SREGS vcpu {}", id_));
+    }
+    SpecialRegisters s;
+    s.cs = from_kvm(k.cs), s.ds = from_kvm(k.ds), s.es = from_kvm(k.es), s.fs = from_kvm(k.fs);
+    s.gs = from_kvm(k.gs), s.ss = from_kvm(k.ss), s.tr = from_kvm(k.tr), s.ldt = from_kvm(k.ldt);
+    s.gdt = {k.gdt.base, k.gdt.limit};
+    s.idt = {k.idt.base, k.idt.limit};
+    s.cr0 = k.cr0, s.cr2 = k.cr2, s.cr3 = k.cr3, s.cr4 = k.cr4, s.cr8 = k.cr8;
+    s.efer = k.efer, s.apic_base = k.apic_base;
+    return s;
+}
+
+Status VcpuFd::set_sregs(const SpecialRegisters &s) const {
+    // Read first so the interrupt bitmap and anything we do not model is preserved.
+    kvm_sregs k{};
+    if (::ioctl(fd_.get(), KVM_GET_SREGS, &k) < 0) {
+        return errno_error(fmt::format("KVM_GET_SREGS vcpu {}", id_));
+    }
+    k.cs = to_kvm(s.cs), k.ds = to_kvm(s.ds), k.es = to_kvm(s.es), k.fs = to_kvm(s.fs);
+    k.gs = to_kvm(s.gs), k.ss = to_kvm(s.ss), k.tr = to_kvm(s.tr), k.ldt = to_kvm(s.ldt);
+    k.gdt.base = s.gdt.base, k.gdt.limit = s.gdt.limit;
+    k.idt.base = s.idt.base, k.idt.limit = s.idt.limit;
+    k.cr0 = s.cr0, k.cr2 = s.cr2, k.cr3 = s.cr3, k.cr4 = s.cr4, k.cr8 = s.cr8;
+    k.efer = s.efer, k.apic_base = s.apic_base;
+    if (::ioctl(fd_.get(), KVM_SET_SREGS, &k) < 0) {
+        return errno_error(fmt::format("KVM_SET_SREGS vcpu {}", id_));
+    }
+    return {};
+}
+
+Status VcpuFd::set_cpuid(std::span<const kvm_cpuid_entry2> entries) const {
+    std::vector<std::uint8_t> buf(kCpuidEntriesOffset + entries.size_bytes());
+    CpuidHeader header{static_cast<std::uint32_t>(entries.size()), 0};
+    std::memcpy(buf.data(), &header, sizeof(header));
+    std::memcpy(buf.data() + kCpuidEntriesOffset, entries.data(), entries.size_bytes());
+    if (::ioctl(fd_.get(), kIoctlSetCpuid2, buf.data()) < 0) {
+        return errno_error(fmt::format("KVM_SET_CPUID2 vcpu {}", id_));
+    }
+    return {};
+}
+
+}  // namespace guestvm::kvm

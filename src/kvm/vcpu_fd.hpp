@@ -1,0 +1,58 @@
+// guestvm::kvm — a KVM vCPU descriptor and its kvm_run mapping.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <span>
+
+#include "guestvm/error.hpp"
+#include "guestvm/registers.hpp"
+#include "kvm/exits.hpp"
+#include "kvm/mapping.hpp"
+#include "kvm/unique_fd.hpp"
+
+namespace guestvm::kvm {
+
+/// Owns one vCPU descriptor and its kvm_run area. run() must be called from one thread at a
+/// time (the vCPU's thread); register access only while no thread is inside run().
+class VcpuFd {
+  public:
+    VcpuFd(UniqueFd fd, Mapping run, int id)
+        : fd_(std::move(fd)), run_map_(std::move(run)), id_(id) {}
+    VcpuFd(VcpuFd &&) noexcept = default;
+    VcpuFd &operator=(VcpuFd &&) noexcept = default;
+
+    int id() const noexcept { return id_; }
+
+    /// KVM_RUN once and decode why it returned. EINTR becomes InterruptedExit.
+    Result<Exit> run();
+
+    Result<Registers> get_regs() const;                 ///< KVM_GET_REGS
+    Status set_regs(const Registers &regs) const;       ///< KVM_SET_REGS
+    Result<SpecialRegisters> get_sregs() const;         ///< KVM_GET_SREGS
+    Status set_sregs(const SpecialRegisters &s) const;  ///< KVM_SET_SREGS
+    /// KVM_SET_CPUID2 with these entries (must precede long-mode KVM_SET_SREGS).
+    Status set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
+
+    /// Makes the next run() return InterruptedExit before entering the guest, after KVM has
+    /// completed any pending I/O (api.rst: immediate_exit). Call from the vCPU's thread.
+    void request_immediate_exit() noexcept;
+    void clear_immediate_exit() noexcept;
+
+    /// Arms the kick signal for the calling thread: when `signo` arrives, this vCPU's
+    /// immediate_exit is set so KVM_RUN returns (or never enters). Call on the vCPU thread.
+    void arm_kick_on_this_thread() noexcept;
+    static void disarm_kick_on_this_thread() noexcept;
+    /// Installs the process-wide handler for `signo` (idempotent). Not async-signal-safe.
+    static Status install_kick_handler(int signo);
+
+  private:
+    kvm_run *run_struct() const noexcept { return reinterpret_cast<kvm_run *>(run_map_.data()); }
+    Exit decode_exit() noexcept;
+
+    UniqueFd fd_;
+    Mapping run_map_;
+    int id_;
+};
+
+}  // namespace guestvm::kvm

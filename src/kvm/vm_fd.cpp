@@ -1,0 +1,57 @@
+#include "kvm/vm_fd.hpp"
+
+#include <fmt/format.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include "kvm/vcpu_fd.hpp"
+
+namespace guestvm::kvm {
+
+Result<VcpuFd> VmFd::create_vcpu(int id) const {
+    // api.rst 4.7: returns a vCPU fd; the id must be below KVM_CAP_MAX_VCPU_ID.
+    int fd = ::ioctl(fd_.get(), KVM_CREATE_VCPU, id);
+    if (fd < 0) {
+        return errno_error(fmt::format("KVM_CREATE_VCPU {}", id));
+    }
+    UniqueFd owned(fd);
+    // api.rst 4.10/5: the kvm_run area is mmap()ed from the vCPU fd at offset 0.
+    auto run = Mapping::shared_file(owned.get(), mmap_size_, "kvm_run");
+    if (!run) {
+        return std::unexpected(std::move(run).error());
+    }
+    return VcpuFd(std::move(owned), std::move(*run), id);
+}
+
+Status VmFd::set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size,
+                               void *host, bool read_only) const {
+    kvm_userspace_memory_region region{};
+    region.slot = slot;
+    region.flags = read_only ? KVM_MEM_READONLY : 0;
+    region.guest_phys_addr = gpa;
+    region.memory_size = size;
+    region.userspace_addr = reinterpret_cast<std::uint64_t>(host);
+    // api.rst 4.35: host memory must stay mapped while the slot exists; the caller owns it.
+    if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+        return errno_error(
+            fmt::format("KVM_SET_USER_MEMORY_REGION slot {} [{:#x}, +{:#x})", slot, gpa, size));
+    }
+    return {};
+}
+
+Status VmFd::set_tss_addr(std::uint64_t gpa) const {
+    if (::ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(gpa)) < 0) {
+        return errno_error(fmt::format("KVM_SET_TSS_ADDR {:#x}", gpa));
+    }
+    return {};
+}
+
+Status VmFd::set_identity_map_addr(std::uint64_t gpa) const {
+    std::uint64_t addr = gpa;
+    if (::ioctl(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0) {
+        return errno_error(fmt::format("KVM_SET_IDENTITY_MAP_ADDR {:#x}", gpa));
+    }
+    return {};
+}
+
+}  // namespace guestvm::kvm

@@ -1,0 +1,42 @@
+// guestvm::kvm — a KVM VM descriptor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "guestvm/error.hpp"
+#include "kvm/unique_fd.hpp"
+
+namespace guestvm::kvm {
+
+class VcpuFd;
+
+/// Owns one VM descriptor. Methods are thread-safe as far as the kernel's VM ioctls are.
+class VmFd {
+  public:
+    VmFd(UniqueFd fd, std::size_t vcpu_mmap_size)
+        : fd_(std::move(fd)), mmap_size_(vcpu_mmap_size) {}
+    VmFd(VmFd &&) noexcept = default;
+    VmFd &operator=(VmFd &&) noexcept = default;
+
+    /// KVM_CREATE_VCPU with `id` (also the vCPU's initial APIC id), plus its kvm_run mapping.
+    Result<VcpuFd> create_vcpu(int id) const;
+
+    /// KVM_SET_USER_MEMORY_REGION: map `size` bytes at host `host` as guest-physical `gpa`.
+    /// `size` 0 deletes the slot. `read_only` makes guest writes exit as MMIO.
+    Status set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, void *host,
+                             bool read_only) const;
+
+    /// KVM_SET_TSS_ADDR: three pages of guest-physical space KVM needs on Intel hosts.
+    Status set_tss_addr(std::uint64_t gpa) const;
+    /// KVM_SET_IDENTITY_MAP_ADDR: one page for KVM's real-mode identity map (Intel hosts).
+    Status set_identity_map_addr(std::uint64_t gpa) const;
+
+    int get() const noexcept { return fd_.get(); }
+
+  private:
+    UniqueFd fd_;
+    std::size_t mmap_size_;
+};
+
+}  // namespace guestvm::kvm

@@ -1,0 +1,132 @@
+// The guestvm command line, run as a user would: output, JSON, exit statuses, bad input.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "kvm_fixture.hpp"
+
+namespace guestvm {
+namespace {
+
+struct Ran {
+    int status;
+    std::string out;  // stdout + stderr
+};
+
+Ran run_cli(const std::string &args, bool merge_stderr = true) {
+    std::string cmd =
+        fmt::format("{} {}{}", GUESTVM_CLI, args, merge_stderr ? " 2>&1" : " 2>/dev/null");
+    Ran r{-1, {}};
+    FILE *p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return r;
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    int st = ::pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+TEST(Cli, HelpAndBadFlags) {
+    Ran help = run_cli("--help");
+    EXPECT_EQ(help.status, 0);
+    EXPECT_NE(help.out.find("run"), std::string::npos);
+    Ran run_help = run_cli("run --help");
+    EXPECT_EQ(run_help.status, 0);
+    EXPECT_NE(run_help.out.find("--vcpus"), std::string::npos);
+    Ran bad = run_cli("run --bogus");
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.out.find("guestvm: "), std::string::npos);
+    EXPECT_EQ(run_cli("run --vcpus 0").status, 2);
+    EXPECT_EQ(run_cli("run --mem lots").status, 2);
+    EXPECT_EQ(run_cli("").status, 2);
+}
+
+TEST(Cli, MissingAndMalformedImagesAreRefusedInOneLine) {
+    Ran missing = run_cli("run /nonexistent/guest.elf");
+    EXPECT_EQ(missing.status, 1);
+    EXPECT_NE(missing.out.find("/nonexistent/guest.elf"), std::string::npos);
+    std::string path = ::testing::TempDir() + "/not-an-elf.bin";
+    std::ofstream(path) << "this is not an ELF file at all, just text that is long enough........";
+    GUESTVM_REQUIRE_KVM(host);
+    Ran bad = run_cli("run " + path);
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_NE(bad.out.find("no ELF magic"), std::string::npos) << bad.out;
+    EXPECT_EQ(std::count(bad.out.begin(), bad.out.end(), '\n'), 1) << bad.out;
+}
+
+TEST(Cli, DemoWith16VcpusPrintsGreetingsAndTheUtilTable) {
+    GUESTVM_REQUIRE_KVM(host);
+    Ran r = run_cli("run --vcpus 16");
+    ASSERT_EQ(r.status, 0) << r.out;
+    for (int c = 1; c < 16; ++c) {
+        EXPECT_NE(
+            r.out.find(fmt::format("hello from core {} (context id {:#010x})", c, 0xC0DE0000u | c)),
+            std::string::npos)
+            << c;
+    }
+    EXPECT_NE(r.out.find("VM stopped: power-off"), std::string::npos);
+    EXPECT_NE(r.out.find("   15     15      no"), std::string::npos) << r.out;
+}
+
+TEST(Cli, JsonIsOneDocumentThatAgreesWithTheGuest) {
+    GUESTVM_REQUIRE_KVM(host);
+    Ran r = run_cli("run --vcpus 4 --json", false);
+    ASSERT_EQ(r.status, 0) << r.out;
+    auto doc = nlohmann::json::parse(r.out);
+    EXPECT_EQ(doc["stop"]["reason"], "power-off");
+    ASSERT_EQ(doc["vcpus"].size(), 4u);
+    std::set<int> cores;
+    for (const auto &v : doc["vcpus"]) {
+        EXPECT_FALSE(v["online"].get<bool>());
+        EXPECT_NE(v["tcb_cptr"].get<std::uint64_t>(), 0u);
+        EXPECT_NE(v["vcpu_cptr"].get<std::uint64_t>(), 0u);
+        cores.insert(v["target_core"].get<int>());
+    }
+    EXPECT_EQ(cores, (std::set<int>{0, 1, 2, 3}));
+    int greetings = 0;
+    for (const auto &l : doc["serial"]) {
+        std::string line = l["line"];
+        if (line.rfind("hello from core", 0) == 0) {
+            ++greetings;
+            // The line came from the vCPU the table says serves that core.
+            int core = std::stoi(line.substr(16));
+            for (const auto &v : doc["vcpus"]) {
+                if (v["target_core"] == core) {
+                    EXPECT_EQ(v["id"], l["vcpu"]);
+                }
+            }
+        }
+    }
+    EXPECT_EQ(greetings, 3);
+    EXPECT_GT(doc["exits"]["platform_call"].get<int>(), 0);
+}
+
+TEST(Cli, GuestFaultsAndResetGiveTheirStatus) {
+    GUESTVM_REQUIRE_KVM(host);
+    Ran fault = run_cli("run " + test::guest_path("triple_fault"));
+    EXPECT_EQ(fault.status, 1);
+    EXPECT_NE(fault.out.find("guest-fault"), std::string::npos) << fault.out;
+    Ran reset = run_cli("run " + test::guest_path("psci_probe"));
+    EXPECT_EQ(reset.status, 3) << reset.out;
+    EXPECT_NE(reset.out.find("psci version 0x00010000"), std::string::npos) << reset.out;
+    EXPECT_NE(reset.out.find("unknown -> -1"), std::string::npos) << reset.out;
+    EXPECT_NE(reset.out.find("affinity 0 -> 0"), std::string::npos) << reset.out;
+    Ran tiny = run_cli("run " + test::guest_path("tiny"));
+    EXPECT_EQ(tiny.status, 0);
+    EXPECT_EQ(tiny.out.rfind("hello from guestvm\n", 0), 0u) << tiny.out;
+    Ran each = run_cli("run --start-all --vcpus 3 " + test::guest_path("hello_each"));
+    EXPECT_EQ(each.status, 0) << each.out;
+    EXPECT_NE(each.out.find("all-vcpus-off"), std::string::npos);
+    EXPECT_NE(each.out.find("core 2: hello"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace guestvm

@@ -1,0 +1,113 @@
+// Shared helpers for tests that run real VMs. They skip, with the reason, where KVM is missing.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "guestvm/host.hpp"
+#include "guestvm/loader.hpp"
+#include "guestvm/serial.hpp"
+#include "guestvm/vm.hpp"
+
+namespace guestvm::test {
+
+inline std::string guest_path(const std::string &name) {
+    return std::string(GUESTVM_GUEST_DIR) + "/" + name + ".elf";
+}
+
+/// The Host shared by a test binary, or null with the reason KVM is unusable.
+inline std::shared_ptr<Host> shared_host(std::string *why) {
+    static std::mutex mu;
+    static std::shared_ptr<Host> host;
+    static std::string reason;
+    std::lock_guard lock(mu);
+    if (!host && reason.empty()) {
+        auto h = Host::create();
+        if (h)
+            host = *h;
+        else
+            reason = h.error().message();
+    }
+    if (why) *why = reason;
+    return host;
+}
+
+#define GUESTVM_REQUIRE_KVM(host_var)                                \
+    std::string guestvm_kvm_why_;                                    \
+    auto host_var = ::guestvm::test::shared_host(&guestvm_kvm_why_); \
+    if (!host_var) GTEST_SKIP() << "needs a usable /dev/kvm: " << guestvm_kvm_why_
+
+/// Serial lines captured from a VM, per vCPU, thread-safe.
+class Capture {
+  public:
+    Capture()
+        : buffer_([this](int vcpu, std::string_view line) {
+              std::lock_guard lock(mu_);
+              lines_.emplace_back(vcpu, std::string(line));
+          }) {}
+    SerialSink sink() { return buffer_.sink(); }
+    std::vector<std::string> lines() {
+        buffer_.flush();
+        std::lock_guard lock(mu_);
+        std::vector<std::string> out;
+        for (auto &[v, l] : lines_) out.push_back(l);
+        return out;
+    }
+    std::vector<std::pair<int, std::string>> lines_with_vcpu() {
+        buffer_.flush();
+        std::lock_guard lock(mu_);
+        return lines_;
+    }
+    bool contains(const std::string &needle) {
+        for (const auto &l : lines())
+            if (l.find(needle) != std::string::npos) return true;
+        return false;
+    }
+    std::string text() {
+        std::string all;
+        for (const auto &l : lines()) all += l + "\n";
+        return all;
+    }
+
+  private:
+    std::mutex mu_;
+    std::vector<std::pair<int, std::string>> lines_;
+    LineBuffer buffer_;
+};
+
+/// A VmConfig with the commonly varied fields set.
+inline VmConfig config(std::string name, std::uint64_t ram = 4 << 20, int vcpus = 1) {
+    VmConfig c;
+    c.name = std::move(name);
+    c.ram_bytes = ram;
+    c.vcpus = vcpus;
+    return c;
+}
+
+/// A VM with `guest` loaded; serial goes into `capture`. Fails the test on error.
+inline std::unique_ptr<Vm> make_vm(std::shared_ptr<Host> host, const std::string &guest, int vcpus,
+                                   Capture *capture, std::uint64_t *entry,
+                                   std::uint64_t ram = 64ull << 20) {
+    VmConfig config;
+    config.name = guest;
+    config.vcpus = vcpus;
+    config.ram_bytes = ram;
+    if (capture) config.serial_sink = capture->sink();
+    auto vm = Vm::create(std::move(host), std::move(config));
+    EXPECT_TRUE(vm) << (vm ? "" : vm.error().message());
+    if (!vm) return nullptr;
+    auto image = read_file(guest_path(guest));
+    EXPECT_TRUE(image) << (image ? "" : image.error().message());
+    if (!image) return nullptr;
+    auto loaded = load_elf64((*vm)->vspace(), *image);
+    EXPECT_TRUE(loaded) << (loaded ? "" : loaded.error().message());
+    if (!loaded) return nullptr;
+    if (entry) *entry = loaded->entry;
+    return std::move(*vm);
+}
+
+}  // namespace guestvm::test

@@ -1,0 +1,101 @@
+#include "devices/serial8250.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "guestvm/serial.hpp"
+
+namespace guestvm {
+namespace {
+
+TEST(Serial8250, TransmitGoesToTheSinkAndLsrSaysEmpty) {
+    std::string out;
+    Serial8250 uart([&](int vcpu, std::string_view b) {
+        EXPECT_EQ(vcpu, 3);
+        out += b;
+    });
+    EXPECT_EQ(uart.read(5) & 0x60, 0x60);  // THRE | TEMT
+    for (char c : std::string("hi\n")) uart.write(0, static_cast<std::uint8_t>(c), 3);
+    EXPECT_EQ(out, "hi\n");
+}
+
+TEST(Serial8250, DivisorLatchDoesNotTransmit) {
+    std::string out;
+    Serial8250 uart([&](int, std::string_view b) { out += b; });
+    uart.write(3, 0x83, 0);  // DLAB on, 8N1
+    uart.write(0, 0x01, 0);  // DLL
+    uart.write(1, 0x00, 0);  // DLM
+    EXPECT_EQ(uart.read(0), 0x01);
+    uart.write(3, 0x03, 0);  // DLAB off
+    EXPECT_EQ(uart.read(3), 0x03);
+    EXPECT_TRUE(out.empty());
+}
+
+TEST(Serial8250, RegistersReadBack) {
+    Serial8250 uart(nullptr);
+    uart.write(7, 0xa5, 0);
+    EXPECT_EQ(uart.read(7), 0xa5);
+    uart.write(1, 0x0f, 0);
+    EXPECT_EQ(uart.read(1), 0x0f);
+    uart.write(4, 0x0b, 0);
+    EXPECT_EQ(uart.read(4), 0x0b);
+    EXPECT_EQ(uart.read(2) & 0x01, 0x01);  // no interrupt pending
+    uart.write(2, 0x01, 0);                // FIFO on
+    EXPECT_EQ(uart.read(2), 0xc1);
+    uart.write(0, 'x', 0);  // no sink: discarded, no crash
+}
+
+TEST(Serial8250, LoopbackEchoesModemLinesAndSwallowsOutput) {
+    std::string out;
+    Serial8250 uart([&](int, std::string_view b) { out += b; });
+    uart.write(4, 0x10 | 0x03, 0);  // loop + DTR + RTS
+    EXPECT_EQ(uart.read(6) & 0x30, 0x30);
+    uart.write(0, 'z', 0);
+    EXPECT_TRUE(out.empty());
+}
+
+TEST(Serial8250, WideAccessTouchesConsecutiveRegisters) {
+    std::string out;
+    Serial8250 uart([&](int, std::string_view b) { out += b; });
+    std::uint8_t data[2] = {0, 0};
+    IoAccess in{0x3fd, 2, false, std::span(data, 2)};
+    ExitContext ctx;
+    EXPECT_EQ(uart.handle(ctx, in), ExitAction::kContinue);
+    EXPECT_EQ(data[0] & 0x60, 0x60);  // LSR
+    std::uint8_t past[2] = {0, 0};
+    IoAccess edge{0x3ff, 2, false, std::span(past, 2)};
+    uart.handle(ctx, edge);
+    EXPECT_EQ(past[1], 0xff);  // beyond the device
+}
+
+TEST(LineBuffer, KeepsEachVcpusLinesWhole) {
+    std::vector<std::pair<int, std::string>> lines;
+    LineBuffer buffer([&](int vcpu, std::string_view line) { lines.emplace_back(vcpu, line); });
+    auto sink = buffer.sink();
+    sink(0, "hel");
+    sink(1, "wor");
+    sink(0, "lo\r\n");
+    sink(1, "ld\n");
+    sink(2, "partial");
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0], (std::pair<int, std::string>{0, "hello"}));
+    EXPECT_EQ(lines[1], (std::pair<int, std::string>{1, "world"}));
+    buffer.flush();
+    ASSERT_EQ(lines.size(), 3u);
+    EXPECT_EQ(lines[2], (std::pair<int, std::string>{2, "partial"}));
+}
+
+TEST(LineBuffer, SplitsOverlongLines) {
+    std::vector<std::string> lines;
+    LineBuffer buffer([&](int, std::string_view line) { lines.emplace_back(line); }, 4);
+    buffer.write(0, "abcdefg\n");
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0], "abcd");
+    EXPECT_EQ(lines[1], "efg");
+}
+
+}  // namespace
+}  // namespace guestvm
