@@ -158,7 +158,8 @@ class Vm {
 
     // ---- lifecycle ----
     /// Blocks until the VM stops, then joins every vCPU thread and returns why it stopped.
-    /// With no vCPU online and none ever started, returns kAllVcpusOff at once.
+    /// From the call on, the VM also stops when no vCPU is online (kAllVcpusOff), at once if
+    /// none is online when it is called; before it, vCPUs may go off while others are started.
     StopInfo run();
     /// Asks the VM to stop (first reason wins); returns at once. Any thread, any time.
     void stop(StopInfo info = {});
@@ -208,6 +209,7 @@ class Vm {
 
     std::atomic<int> online_count_{0};
     std::atomic<bool> ever_started_{false};
+    std::atomic<bool> running_{false};  // run() has been called: "all vCPUs off" stops the VM
     std::atomic<bool> stopping_{false};
     mutable std::mutex stop_mutex_;
     std::condition_variable stop_cv_;

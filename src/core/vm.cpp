@@ -265,12 +265,15 @@ ExitAction Vm::cpu_off(Vcpu &vcpu) {
 }
 
 void Vm::on_vcpu_online() {
-    ever_started_.store(true, std::memory_order_release);
-    online_count_.fetch_add(1, std::memory_order_acq_rel);
+    ever_started_.store(true);
+    online_count_.fetch_add(1);
 }
 
 void Vm::on_vcpu_offline(Vcpu &vcpu) {
-    if (online_count_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    // "Every vCPU is off" only counts once run() is waiting: before that the VMM may still be
+    // starting vCPUs one by one, and an early one may finish before the next starts. run()
+    // checks the count itself when it arms this (both sides seq_cst: one of them sees zero).
+    if (online_count_.fetch_sub(1) == 1 && running_.load()) {
         stop({StopReason::kAllVcpusOff, "every vCPU is off", vcpu.id().value()});
     }
 }
@@ -331,8 +334,10 @@ void Vm::join_all() {
 }
 
 StopInfo Vm::run() {
-    if (!ever_started_.load(std::memory_order_acquire)) {
-        stop({StopReason::kAllVcpusOff, "no vCPU was started"});
+    running_.store(true);
+    if (online_count_.load() == 0) {
+        stop({StopReason::kAllVcpusOff,
+              ever_started_.load() ? "every vCPU is off" : "no vCPU was started"});
     }
     {
         std::unique_lock lock(stop_mutex_);

@@ -66,8 +66,9 @@ TEST(VmmStartedSmp, EveryCoreStartedByTheVmmGreetsAndTheVmStopsWhenAllAreOff) {
     ASSERT_TRUE(vm);
     for (int i = 0; i < n; ++i) {
         ASSERT_TRUE(vm->assign_target(*vm->vcpu(i), i));
+        // (It may greet and go off before the next one starts: run() is not waiting yet, so
+        // the VM does not stop for "all off" until every vCPU has been started.)
         ASSERT_TRUE(vm->vcpu(i)->start(entry, BootMode::kLong64, static_cast<std::uint64_t>(i)));
-        EXPECT_TRUE(vm->vcpu(i)->online());
     }
     StopInfo stop = vm->run();
     SCOPED_TRACE(out.text());
