@@ -103,6 +103,7 @@ class Vcpu {
     template <typename F>
     auto with_paused(F &&fn) -> decltype(fn());
     void kick_locked();
+    bool on_own_thread() const;
     void apply_thread_attributes_locked();
     /// VM stop: mark stopped and make the thread leave (returns at once).
     void request_stop();

@@ -167,10 +167,19 @@ Status Vcpu::resume() {
     return {};
 }
 
+bool Vcpu::on_own_thread() const {
+    std::lock_guard lock(mutex_);
+    return thread_.joinable() && thread_.get_id() == std::this_thread::get_id();
+}
+
+// On the vCPU's own thread we are inside an exit handler: the registers are those of the exit
+// (kvm_run's sync area, no ioctl). From any other thread the vCPU is paused first.
 Result<Registers> Vcpu::registers() {
+    if (on_own_thread()) return fd_->exit_regs();
     return with_paused([&] { return fd_->get_regs(); });
 }
 Status Vcpu::set_registers(const Registers &regs) {
+    if (on_own_thread()) return fd_->set_exit_regs(regs);
     return with_paused([&] { return fd_->set_regs(regs); });
 }
 Result<SpecialRegisters> Vcpu::special_registers() {

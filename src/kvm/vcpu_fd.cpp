@@ -59,7 +59,39 @@ kvm_segment to_kvm(const Segment &s) {
     return k;
 }
 
+Registers from_kvm(const kvm_regs &k) {
+    return Registers{k.rax, k.rbx, k.rcx, k.rdx, k.rsi, k.rdi, k.rsp, k.rbp, k.r8,
+                     k.r9,  k.r10, k.r11, k.r12, k.r13, k.r14, k.r15, k.rip, k.rflags};
+}
+
+kvm_regs to_kvm(const Registers &g) {
+    kvm_regs k{};
+    k.rax = g.rax, k.rbx = g.rbx, k.rcx = g.rcx, k.rdx = g.rdx, k.rsi = g.rsi, k.rdi = g.rdi;
+    k.rsp = g.rsp, k.rbp = g.rbp, k.r8 = g.r8, k.r9 = g.r9, k.r10 = g.r10, k.r11 = g.r11;
+    k.r12 = g.r12, k.r13 = g.r13, k.r14 = g.r14, k.r15 = g.r15, k.rip = g.rip;
+    k.rflags = g.rflags;
+    return k;
+}
+
 }  // namespace
+
+VcpuFd::VcpuFd(UniqueFd fd, Mapping run, int id, bool sync_regs)
+    : fd_(std::move(fd)), run_map_(std::move(run)), id_(id), sync_regs_(sync_regs) {
+    // api.rst (kvm_valid_regs): ask KVM to store the GPRs in kvm_run on every exit.
+    if (sync_regs_) run_struct()->kvm_valid_regs = KVM_SYNC_X86_REGS;
+}
+
+Result<Registers> VcpuFd::exit_regs() const {
+    if (!sync_regs_) return get_regs();
+    return from_kvm(run_struct()->s.regs.regs);
+}
+
+Status VcpuFd::set_exit_regs(const Registers &regs) {
+    if (!sync_regs_) return set_regs(regs);
+    run_struct()->s.regs.regs = to_kvm(regs);
+    run_struct()->kvm_dirty_regs |= KVM_SYNC_X86_REGS;  // KVM loads them on the next KVM_RUN
+    return {};
+}
 
 Status VcpuFd::install_kick_handler(int signo) {
     static std::mutex mu;
@@ -144,11 +176,7 @@ Result<Registers> VcpuFd::get_regs() const {
 }
 
 Status VcpuFd::set_regs(const Registers &g) const {
-    kvm_regs k{};
-    k.rax = g.rax, k.rbx = g.rbx, k.rcx = g.rcx, k.rdx = g.rdx, k.rsi = g.rsi, k.rdi = g.rdi;
-    k.rsp = g.rsp, k.rbp = g.rbp, k.r8 = g.r8, k.r9 = g.r9, k.r10 = g.r10, k.r11 = g.r11;
-    k.r12 = g.r12, k.r13 = g.r13, k.r14 = g.r14, k.r15 = g.r15, k.rip = g.rip;
-    k.rflags = g.rflags;
+    kvm_regs k = to_kvm(g);
     if (::ioctl(fd_.get(), KVM_SET_REGS, &k) < 0) {
         return errno_error(fmt::format("KVM_SET_REGS vcpu {}", id_));
     }

@@ -17,8 +17,8 @@ namespace guestvm::kvm {
 /// time (the vCPU's thread); register access only while no thread is inside run().
 class VcpuFd {
   public:
-    VcpuFd(UniqueFd fd, Mapping run, int id)
-        : fd_(std::move(fd)), run_map_(std::move(run)), id_(id) {}
+    /// `sync_regs`: KVM_CAP_SYNC_REGS is available, so exits carry the registers in kvm_run.
+    VcpuFd(UniqueFd fd, Mapping run, int id, bool sync_regs);
     VcpuFd(VcpuFd &&) noexcept = default;
     VcpuFd &operator=(VcpuFd &&) noexcept = default;
 
@@ -31,6 +31,12 @@ class VcpuFd {
     Status set_regs(const Registers &regs) const;       ///< KVM_SET_REGS
     Result<SpecialRegisters> get_sregs() const;         ///< KVM_GET_SREGS
     Status set_sregs(const SpecialRegisters &s) const;  ///< KVM_SET_SREGS
+    /// The registers at the exit being handled, and writing them back for the next entry.
+    /// From kvm_run's sync area when KVM offers it (no ioctl), else KVM_GET/SET_REGS. Only the
+    /// vCPU's thread, between run() returning and the next run().
+    Result<Registers> exit_regs() const;
+    Status set_exit_regs(const Registers &regs);
+
     /// KVM_SET_CPUID2 with these entries (must precede long-mode KVM_SET_SREGS).
     Status set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
 
@@ -53,6 +59,7 @@ class VcpuFd {
     UniqueFd fd_;
     Mapping run_map_;
     int id_;
+    bool sync_regs_;
 };
 
 }  // namespace guestvm::kvm

@@ -20,7 +20,10 @@ Result<VcpuFd> VmFd::create_vcpu(int id) const {
     if (!run) {
         return std::unexpected(std::move(run).error());
     }
-    return VcpuFd(std::move(owned), std::move(*run), id);
+    // KVM_CHECK_EXTENSION on the VM fd answers for this VM (api.rst 4.4).
+    const int sync = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+    const bool sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS) != 0;
+    return VcpuFd(std::move(owned), std::move(*run), id, sync_regs);
 }
 
 Status VmFd::set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size,
