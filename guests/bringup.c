@@ -12,9 +12,7 @@ void guest_secondary_main(unsigned long ctx) {
 
 void guest_main(unsigned long core) {
     (void)core;
-    long n = 1;
-    while (platform_call(PSCI_AFFINITY_INFO, (unsigned long)n, 0, 0) != PSCI_INVALID_PARAMETERS)
-        ++n;
+    long n = count_cores();
     for (long c = 1; c < n; ++c) {
         platform_call(PSCI_CPU_ON, (unsigned long)c, (unsigned long)secondary_entry,
                       (unsigned long)c);

@@ -34,9 +34,7 @@ void guest_main(unsigned long core) {
     serial_put_dec(version & 0xffff);
     serial_putc('\n');
 
-    long n = 1;
-    while (platform_call(PSCI_AFFINITY_INFO, (unsigned long)n, 0, 0) != PSCI_INVALID_PARAMETERS)
-        ++n;
+    long n = count_cores();
     serial_puts("guestvm demo: bringing up ");
     serial_put_dec(n);
     serial_puts(" cores\n");

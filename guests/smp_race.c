@@ -44,9 +44,7 @@ void guest_secondary_main(unsigned long ctx) {
 
 void guest_main(unsigned long core) {
     (void)core;
-    long n = 1;
-    while (platform_call(PSCI_AFFINITY_INFO, (unsigned long)n, 0, 0) != PSCI_INVALID_PARAMETERS)
-        ++n;
+    long n = count_cores();
     n_cores = n;
     if (n < 3 || n > MAX_CORES) {
         serial_puts("smp_race needs 3..1024 cores\n");

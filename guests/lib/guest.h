@@ -28,6 +28,9 @@ void serial_puts(const char *s);
 void serial_put_dec(long v);
 void serial_put_hex(unsigned long v, int digits); /* 0x prefix, zero-padded, lowercase */
 
+/* The number of cores the VM has: the first core id AFFINITY_INFO calls invalid. */
+long count_cores(void);
+
 /* Never return. */
 void guest_power_off(void) __attribute__((noreturn));
 void guest_reset(void) __attribute__((noreturn));

@@ -39,6 +39,13 @@ void serial_put_hex(unsigned long v, int digits) {
     for (int i = digits - 1; i >= 0; --i) serial_putc("0123456789abcdef"[(v >> (4 * i)) & 0xf]);
 }
 
+long count_cores(void) {
+    long n = 1;
+    while (platform_call(PSCI_AFFINITY_INFO, (unsigned long)n, 0, 0) != PSCI_INVALID_PARAMETERS)
+        ++n;
+    return n;
+}
+
 static void __attribute__((noreturn)) halt_forever(void) {
     for (;;) __asm__ volatile("cli; hlt");
 }
