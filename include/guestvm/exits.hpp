@@ -48,7 +48,24 @@ struct MmioAccess {
     std::span<std::uint8_t> data;
 };
 
+/// An exit that is not an access to a port or address: HLT, triple fault (shutdown), failed VM
+/// entry, KVM internal error, system event, or a KVM exit guestvm does not model.
+struct ExitEvent {
+    enum class Kind : std::uint8_t {
+        kHlt,
+        kShutdown,
+        kFailEntry,
+        kInternalError,
+        kSystemEvent,
+        kUnknown
+    };
+    Kind kind;
+    std::uint64_t detail = 0;  ///< failure reason, suberror, event type or exit reason
+};
+
 using IoHandler = std::function<ExitAction(ExitContext &, IoAccess &)>;
+/// Handles one kind of ExitEvent; kUnhandled falls back to the VM's default for that kind.
+using EventHandler = std::function<ExitAction(ExitContext &, const ExitEvent &)>;
 using MmioHandler = std::function<ExitAction(ExitContext &, MmioAccess &)>;
 
 /// Sorted, non-overlapping address ranges → handlers; lookup by binary search. Insertion

@@ -1,6 +1,7 @@
 // guestvm — a virtual machine: guest memory, vCPUs, exit routing and its lifecycle.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -155,6 +156,13 @@ class Vm {
     Status add_io_handler(std::uint16_t port, std::uint32_t count, std::string name, IoHandler h);
     Status add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string name,
                             MmioHandler h);
+    /// Handles one kind of non-access exit, replacing (or, by answering kUnhandled, deferring
+    /// to) the default: HLT resumes the guest; shutdown, failed entry and internal error stop
+    /// the VM with kGuestFault; a system event stops it as power-off, reset or fault; an
+    /// unknown exit stops it with kUnhandledExit. kError stops the VM with kError; kStopVcpu
+    /// takes the vCPU out of its run loop (the handler must have changed its state). A null
+    /// handler restores the default.
+    Status set_event_handler(ExitEvent::Kind kind, EventHandler h);
 
     // ---- lifecycle ----
     /// Blocks until the VM stops, then joins every vCPU thread and returns why it stopped.
@@ -206,6 +214,7 @@ class Vm {
     mutable std::shared_mutex bus_mutex_;
     IoBus io_bus_{0xffff};
     MmioBus mmio_bus_{~std::uint64_t{0}};
+    std::array<EventHandler, 6> event_handlers_;  // by ExitEvent::Kind, guarded by bus_mutex_
 
     std::atomic<int> online_count_{0};
     std::atomic<bool> ever_started_{false};

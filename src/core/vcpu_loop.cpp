@@ -25,7 +25,7 @@ struct Overloaded : Ts... {
 };
 
 std::string where(Vcpu &vcpu, kvm::VcpuFd &fd) {
-    auto regs = fd.get_regs();
+    auto regs = fd.exit_regs();
     return regs ? fmt::format("vCPU {} at RIP {:#x}", vcpu.id().value(), regs->rip)
                 : fmt::format("vCPU {}", vcpu.id().value());
 }
@@ -61,6 +61,24 @@ ExitAction VcpuLoop::dispatch(Vcpu &v, kvm::Exit &exit) {
     auto fatal = [&](StopReason reason, std::string what) {
         vm.stop({reason, fmt::format("{} on {}", what, where(v, *v.fd_)), id});
         return ExitAction::kStopVcpu;
+    };
+    // A registered handler first; kUnhandled (or none) falls back to the default.
+    auto event = [&](const ExitEvent &ev, auto &&fallback) {
+        ExitAction action = ExitAction::kUnhandled;
+        {
+            std::shared_lock lock(vm.bus_mutex_);
+            const auto &handler = vm.event_handlers_[static_cast<std::size_t>(ev.kind)];
+            if (handler) {
+                ExitContext ctx{&vm, &v};
+                HandlerScope scope;
+                action = handler(ctx, ev);
+            }
+        }
+        if (action == ExitAction::kUnhandled) return fallback();
+        if (action == ExitAction::kError) {
+            return fatal(StopReason::kError, "exit event handler failed");
+        }
+        return action;
     };
     return std::visit(
         Overloaded{
@@ -110,46 +128,58 @@ ExitAction VcpuLoop::dispatch(Vcpu &v, kvm::Exit &exit) {
                 return action;
             },
             [&](kvm::HltExit &) {
-                // No in-kernel irqchip: HLT returns to us. Resume after it (a spurious wake,
-                // which guests must tolerate); the exit count shows a guest spinning on HLT.
                 v.count(ExitKind::kHlt);
-                return ExitAction::kContinue;
+                return event({ExitEvent::Kind::kHlt, 0}, [] {
+                    // No in-kernel irqchip: HLT returns to us. Resume after it (a spurious
+                    // wake, which guests must tolerate); the exit count shows a guest spinning.
+                    return ExitAction::kContinue;
+                });
             },
             [&](kvm::ShutdownExit &) {
                 v.count(ExitKind::kShutdown);
-                return fatal(StopReason::kGuestFault, "triple fault (KVM_EXIT_SHUTDOWN)");
+                return event({ExitEvent::Kind::kShutdown, 0}, [&] {
+                    return fatal(StopReason::kGuestFault, "triple fault (KVM_EXIT_SHUTDOWN)");
+                });
             },
             [&](kvm::FailEntryExit &e) {
                 v.count(ExitKind::kFailEntry);
-                return fatal(
-                    StopReason::kGuestFault,
-                    fmt::format("VM entry failed (KVM_EXIT_FAIL_ENTRY, reason {:#x})", e.reason));
+                return event({ExitEvent::Kind::kFailEntry, e.reason}, [&] {
+                    return fatal(StopReason::kGuestFault,
+                                 fmt::format("VM entry failed (KVM_EXIT_FAIL_ENTRY, reason {:#x})",
+                                             e.reason));
+                });
             },
             [&](kvm::InternalErrorExit &e) {
                 v.count(ExitKind::kInternalError);
-                return fatal(StopReason::kGuestFault,
-                             fmt::format("KVM internal error, suberror {}{}", e.suberror,
-                                         e.suberror == KVM_INTERNAL_ERROR_EMULATION
-                                             ? " (emulation failure: likely a triple fault)"
-                                             : ""));
+                return event({ExitEvent::Kind::kInternalError, e.suberror}, [&] {
+                    return fatal(StopReason::kGuestFault,
+                                 fmt::format("KVM internal error, suberror {}{}", e.suberror,
+                                             e.suberror == KVM_INTERNAL_ERROR_EMULATION
+                                                 ? " (emulation failure: likely a triple fault)"
+                                                 : ""));
+                });
             },
             [&](kvm::SystemEventExit &e) {
                 v.count(ExitKind::kSystemEvent);
-                if (e.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
-                    vm.stop({StopReason::kPowerOff, "system event: shutdown", id});
-                    return ExitAction::kStopVcpu;
-                }
-                if (e.type == KVM_SYSTEM_EVENT_RESET) {
-                    vm.stop({StopReason::kReset, "system event: reset", id});
-                    return ExitAction::kStopVcpu;
-                }
-                return fatal(StopReason::kGuestFault, fmt::format("system event {}", e.type));
+                return event({ExitEvent::Kind::kSystemEvent, e.type}, [&] {
+                    if (e.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
+                        vm.stop({StopReason::kPowerOff, "system event: shutdown", id});
+                        return ExitAction::kStopVcpu;
+                    }
+                    if (e.type == KVM_SYSTEM_EVENT_RESET) {
+                        vm.stop({StopReason::kReset, "system event: reset", id});
+                        return ExitAction::kStopVcpu;
+                    }
+                    return fatal(StopReason::kGuestFault, fmt::format("system event {}", e.type));
+                });
             },
             [&](kvm::InterruptedExit &) { return ExitAction::kContinue; },
             [&](kvm::UnknownExit &e) {
                 v.count(ExitKind::kUnknown);
-                return fatal(StopReason::kUnhandledExit,
-                             fmt::format("unhandled KVM exit reason {}", e.reason));
+                return event({ExitEvent::Kind::kUnknown, e.reason}, [&] {
+                    return fatal(StopReason::kUnhandledExit,
+                                 fmt::format("unhandled KVM exit reason {}", e.reason));
+                });
             },
         },
         exit);

@@ -295,6 +295,19 @@ Status Vm::add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string 
     return mmio_bus_.insert(addr, size, std::move(name), std::move(h));
 }
 
+Status Vm::set_event_handler(ExitEvent::Kind kind, EventHandler h) {
+    if (in_exit_handler()) {
+        return make_error(Errc::kBadState, "exit handlers cannot change handlers");
+    }
+    auto index = static_cast<std::size_t>(kind);
+    if (index >= event_handlers_.size()) {
+        return make_error(Errc::kInvalidArgument, "unknown exit event kind");
+    }
+    std::unique_lock lock(bus_mutex_);
+    event_handlers_[index] = std::move(h);
+    return {};
+}
+
 ExitAction Vm::unhandled_io(Vcpu &vcpu, IoAccess &access) {
     if (config_.unhandled_io == UnhandledIoPolicy::kAllOnes) {
         if (!access.is_write) std::memset(access.data.data(), 0xff, access.data.size());

@@ -135,6 +135,42 @@ TEST(Lifecycle, HandlersRefuseOverlapAndAllOnesPolicyAnswersUnknownPorts) {
     EXPECT_EQ((*vm)->run().reason, StopReason::kRequested);
 }
 
+TEST(Lifecycle, EventHandlersSeeHltAndCanOverrideTheFaultDefault) {
+    GUESTVM_REQUIRE_KVM(host);
+    std::uint64_t entry = 0;
+    auto halting = test::make_vm(host, "halt", 1, nullptr, &entry, 4 << 20);
+    ASSERT_TRUE(halting);
+    std::atomic<int> hlts{0};
+    ASSERT_TRUE(halting->set_event_handler(ExitEvent::Kind::kHlt,
+                                           [&](ExitContext &ctx, const ExitEvent &ev) {
+                                               EXPECT_EQ(ev.kind, ExitEvent::Kind::kHlt);
+                                               EXPECT_EQ(ctx.vcpu->id().value(), 0);
+                                               ++hlts;
+                                               return ExitAction::kContinue;
+                                           }));
+    ASSERT_TRUE(halting->start_core(0, entry, 0));
+    EXPECT_EQ(halting->run().reason, StopReason::kPowerOff);
+    EXPECT_EQ(hlts.load(), 1);
+
+    // A handler that defers keeps the default; one that answers kError stops with kError.
+    for (bool defer : {true, false}) {
+        auto faulting = test::make_vm(host, "triple_fault", 1, nullptr, &entry, 4 << 20);
+        ASSERT_TRUE(faulting);
+        std::atomic<int> seen{0};
+        EventHandler h = [&, defer](ExitContext &, const ExitEvent &) {
+            ++seen;
+            return defer ? ExitAction::kUnhandled : ExitAction::kError;
+        };
+        ASSERT_TRUE(faulting->set_event_handler(ExitEvent::Kind::kShutdown, h));
+        ASSERT_TRUE(faulting->set_event_handler(ExitEvent::Kind::kInternalError, h));
+        ASSERT_TRUE(faulting->start_core(0, entry, 0));
+        StopInfo stop = faulting->run();
+        EXPECT_EQ(seen.load(), 1);
+        EXPECT_EQ(stop.reason, defer ? StopReason::kGuestFault : StopReason::kError)
+            << stop.message;
+    }
+}
+
 TEST(Lifecycle, TwoVmsInOneProcessEachNumberVcpusFromZero) {
     GUESTVM_REQUIRE_KVM(host);
     test::Capture a_out, b_out;
