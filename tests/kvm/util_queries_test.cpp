@@ -46,6 +46,14 @@ struct CVm {
     ~CVm() {
         if (vm->guestvm) vm_destroy(vm.get());
     }
+    // guestvm_vm_init with `ram` bytes of RAM; loads `guest` when given. True on success.
+    bool init(const char *name, std::size_t ram, const char *guest = nullptr) {
+        guestvm_vm_options_t opts{};
+        opts.ram_bytes = ram;
+        if (guestvm_vm_init(vm.get(), name, &opts) != 0) return false;
+        return guest == nullptr ||
+               guestvm_vm_load_elf(vm.get(), test::guest_path(guest).c_str()) == 0;
+    }
 };
 
 TEST(UtilQueries, CApiOnIdsAndCores) {
@@ -103,9 +111,7 @@ TEST(UtilQueries, VspacesAreUsable) {
     GUESTVM_REQUIRE_KVM(host);
     CVm c;
     vm_t *vm = c.vm.get();
-    guestvm_vm_options_t opts{};
-    opts.ram_bytes = 8u << 20;
-    ASSERT_EQ(guestvm_vm_init(vm, "vspaces", &opts), 0) << guestvm_last_error();
+    ASSERT_TRUE(c.init("vspaces", 8u << 20)) << guestvm_last_error();
     vspace_t *guest = vm_get_vspace(vm);
     vspace_t *vmm = vm_get_vmm_vspace(vm);
     ASSERT_NE(guest, nullptr);
@@ -167,10 +173,7 @@ TEST(UtilQueries, CApiStartingAnOnlineVcpuFails) {
     GUESTVM_REQUIRE_KVM(host);
     CVm c;
     vm_t *vm = c.vm.get();
-    guestvm_vm_options_t opts{};
-    opts.ram_bytes = 4u << 20;
-    ASSERT_EQ(guestvm_vm_init(vm, "twice", &opts), 0) << guestvm_last_error();
-    ASSERT_EQ(guestvm_vm_load_elf(vm, test::guest_path("spin").c_str()), 0);
+    ASSERT_TRUE(c.init("twice", 4u << 20, "spin")) << guestvm_last_error();
     vm_vcpu_t *v0 = vm_create_vcpu(vm, 50);
     ASSERT_NE(v0, nullptr);
     ASSERT_EQ(vcpu_start(v0), 0) << guestvm_last_error();
@@ -189,9 +192,7 @@ TEST(UtilQueries, CApiAfterStopAndDestroy) {
     GUESTVM_REQUIRE_KVM(host);
     CVm c;
     vm_t *vm = c.vm.get();
-    guestvm_vm_options_t opts{};
-    opts.ram_bytes = 16u << 20;
-    ASSERT_EQ(guestvm_vm_init(vm, "after", &opts), 0) << guestvm_last_error();
+    ASSERT_TRUE(c.init("after", 16u << 20)) << guestvm_last_error();
     ASSERT_EQ(guestvm_vm_load_elf(vm, test::guest_path("hello_each").c_str()), 0)
         << guestvm_last_error();
     vm_vcpu_t *v0 = vm_create_vcpu(vm, 50);
