@@ -154,8 +154,13 @@ class Vm {
 
     // ---- exits ----
     Status add_io_handler(std::uint16_t port, std::uint32_t count, std::string name, IoHandler h);
+    /// Reserves guest-physical [addr, addr+size) for `h` (GuestVSpace::reserve).
     Status add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string name,
                             MmioHandler h);
+    /// Receives accesses to guest-physical memory nobody owns (libsel4vm's unhandled memory
+    /// fault callback). Without one, such an access stops the VM naming the address; a handler
+    /// answering kUnhandled does the same. Null restores that default.
+    Status set_unhandled_memory_handler(MmioHandler h);
     /// Handles one kind of non-access exit, replacing (or, by answering kUnhandled, deferring
     /// to) the default: HLT resumes the guest; shutdown, failed entry and internal error stop
     /// the VM with kGuestFault; a system event stops it as power-off, reset or fault; an
@@ -213,7 +218,7 @@ class Vm {
 
     mutable std::shared_mutex bus_mutex_;
     IoBus io_bus_{0xffff};
-    MmioBus mmio_bus_{~std::uint64_t{0}};
+    MmioHandler unhandled_memory_;  // guarded by bus_mutex_
     std::array<EventHandler, 6> event_handlers_;  // by ExitEvent::Kind, guarded by bus_mutex_
 
     std::atomic<int> online_count_{0};

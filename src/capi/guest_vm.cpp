@@ -308,7 +308,7 @@ int guestvm_vspace_regions(vspace_t *vspace, guestvm_region_t *out, size_t max) 
         if (vspace->kind == GUESTVM_VSPACE_GUEST) {
             for (const auto &r : static_cast<guestvm::GuestVSpace *>(vspace->data)->regions()) {
                 regions.push_back({r.base.value(), r.size, reinterpret_cast<std::uint64_t>(r.host),
-                                   UINT64_MAX, !r.read_only});
+                                   UINT64_MAX, !r.read_only()});
             }
         } else if (vspace->kind == GUESTVM_VSPACE_VMM) {
             for (const auto &m : static_cast<guestvm::VmmVSpace *>(vspace->data)->mappings()) {

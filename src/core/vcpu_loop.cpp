@@ -111,19 +111,24 @@ ExitAction VcpuLoop::dispatch(Vcpu &v, kvm::Exit &exit) {
                                   mmio.data};
                 ExitAction action;
                 {
-                    std::shared_lock lock(vm.bus_mutex_);
                     HandlerScope scope;
-                    action = dispatch_mmio(vm.mmio_bus_, ctx, access);
+                    action = vm.guest_vspace_->dispatch_fault(ctx, access);
                 }
                 if (action == ExitAction::kUnhandled) {
-                    return fatal(
-                        StopReason::kUnhandledExit,
-                        fmt::format("unhandled MMIO {} of {} bytes at {:#x}",
-                                    mmio.is_write ? "write" : "read", mmio.len, mmio.addr));
+                    std::shared_lock lock(vm.bus_mutex_);
+                    if (vm.unhandled_memory_) {
+                        HandlerScope scope;
+                        action = vm.unhandled_memory_(ctx, access);
+                    }
+                }
+                if (action == ExitAction::kUnhandled) {
+                    return fatal(StopReason::kUnhandledExit,
+                                 fmt::format("unhandled MMIO {} of {} bytes at {:#x}",
+                                             mmio.is_write ? "write" : "read", mmio.len, mmio.addr));
                 }
                 if (action == ExitAction::kError) {
                     return fatal(StopReason::kError,
-                                 fmt::format("MMIO handler for {:#x} failed", mmio.addr));
+                                 fmt::format("memory fault handler for {:#x} failed", mmio.addr));
                 }
                 return action;
             },

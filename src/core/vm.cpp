@@ -14,6 +14,8 @@
 #include "kvm/vcpu_fd.hpp"
 #include "kvm/vm_fd.hpp"
 
+#include <linux/kvm.h>
+
 namespace guestvm {
 
 namespace {
@@ -90,7 +92,9 @@ Result<std::unique_ptr<Vm>> Vm::create(std::shared_ptr<Host> host, VmConfig conf
 }
 
 Status Vm::setup() {
-    guest_vspace_ = std::make_unique<GuestVSpace>(*fd_, vmm_vspace_, host_->kvm().memory_slots());
+    guest_vspace_ = std::make_unique<GuestVSpace>(*fd_, vmm_vspace_, host_->kvm().memory_slots(),
+                                                  fd_->check_extension(KVM_CAP_READONLY_MEM) > 0);
+    vmm_vspace_.attach(guest_vspace_.get());
     GUESTVM_TRY(fd_->set_tss_addr(x86::kTssAddr));
     GUESTVM_TRY(fd_->set_identity_map_addr(x86::kIdentityMapAddr));
     if (config_.ram_bytes != 0) {
@@ -291,8 +295,16 @@ Status Vm::add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string 
     if (in_exit_handler()) {
         return make_error(Errc::kBadState, "exit handlers cannot add handlers");
     }
+    return guest_vspace_->reserve(GuestPhysAddr(addr), size, std::move(name), std::move(h));
+}
+
+Status Vm::set_unhandled_memory_handler(MmioHandler h) {
+    if (in_exit_handler()) {
+        return make_error(Errc::kBadState, "exit handlers cannot change handlers");
+    }
     std::unique_lock lock(bus_mutex_);
-    return mmio_bus_.insert(addr, size, std::move(name), std::move(h));
+    unhandled_memory_ = std::move(h);
+    return {};
 }
 
 Status Vm::set_event_handler(ExitEvent::Kind kind, EventHandler h) {

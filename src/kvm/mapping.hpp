@@ -9,6 +9,13 @@
 
 namespace guestvm::kvm {
 
+class UniqueFd;
+
+/// Guest memory the VMM can map more than once: an anonymous memory file (memfd) of `size`
+/// bytes and one read/write mapping of all of it. Pages are allocated on first touch.
+struct SharedMemory;
+Result<SharedMemory> create_shared_memory(std::size_t size, const char *name);
+
 /// Owns one mmap()ed range; move-only; unmaps it on destruction. Not thread-safe.
 class Mapping {
   public:
@@ -31,6 +38,9 @@ class Mapping {
     static Result<Mapping> anonymous(std::size_t size);
     /// A shared mapping of `size` bytes of `fd` at offset 0 (used for a vCPU's kvm_run area).
     static Result<Mapping> shared_file(int fd, std::size_t size, const char *what);
+    /// A shared mapping of [offset, offset+size) of `fd` with `prot` (PROT_READ | PROT_WRITE),
+    /// placed by the kernel (used for VMM views of guest memory).
+    static Result<Mapping> shared_view(int fd, std::uint64_t offset, std::size_t size, int prot);
 
     std::uint8_t *data() const noexcept { return static_cast<std::uint8_t *>(addr_); }
     std::size_t size() const noexcept { return size_; }
@@ -38,9 +48,21 @@ class Mapping {
     void reset() noexcept;
 
   private:
+    friend Result<SharedMemory> create_shared_memory(std::size_t size, const char *name);
     Mapping(void *addr, std::size_t size) : addr_(addr), size_(size) {}
     void *addr_ = nullptr;
     std::size_t size_ = 0;
+};
+
+}  // namespace guestvm::kvm
+
+#include "kvm/unique_fd.hpp"
+
+namespace guestvm::kvm {
+
+struct SharedMemory {
+    UniqueFd fd;
+    Mapping mapping;
 };
 
 }  // namespace guestvm::kvm

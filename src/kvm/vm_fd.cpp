@@ -21,7 +21,7 @@ Result<VcpuFd> VmFd::create_vcpu(int id) const {
         return std::unexpected(std::move(run).error());
     }
     // KVM_CHECK_EXTENSION on the VM fd answers for this VM (api.rst 4.4).
-    const int sync = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+    const int sync = check_extension(KVM_CAP_SYNC_REGS);
     const bool sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS) != 0;
     return VcpuFd(std::move(owned), std::move(*run), id, sync_regs);
 }
@@ -40,6 +40,11 @@ Status VmFd::set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint6
             fmt::format("KVM_SET_USER_MEMORY_REGION slot {} [{:#x}, +{:#x})", slot, gpa, size));
     }
     return {};
+}
+
+int VmFd::check_extension(int cap) const noexcept {
+    int r = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
+    return r < 0 ? 0 : r;
 }
 
 Status VmFd::set_tss_addr(std::uint64_t gpa) const {

@@ -32,6 +32,9 @@ class VmFd {
     /// KVM_SET_IDENTITY_MAP_ADDR: one page for KVM's real-mode identity map (Intel hosts).
     Status set_identity_map_addr(std::uint64_t gpa) const;
 
+    /// KVM_CHECK_EXTENSION on this VM; 0 when absent.
+    int check_extension(int cap) const noexcept;
+
     int get() const noexcept { return fd_.get(); }
 
   private:
