@@ -218,7 +218,7 @@ class Vm {
 
     mutable std::shared_mutex bus_mutex_;
     IoBus io_bus_{0xffff};
-    MmioHandler unhandled_memory_;  // guarded by bus_mutex_
+    MmioHandler unhandled_memory_;                // guarded by bus_mutex_
     std::array<EventHandler, 6> event_handlers_;  // by ExitEvent::Kind, guarded by bus_mutex_
 
     std::atomic<int> online_count_{0};

@@ -51,7 +51,7 @@ struct GuestRegion {
 /// handler. Lookups are O(log n). Thread-safe. Pointers from translate() stay valid until the
 /// area is removed; prefer read()/write()/copy(), which check bounds under the lock.
 class GuestVSpace {
-public:
+  public:
     GuestVSpace(const kvm::VmFd &vm, VmmVSpace &vmm, int max_slots, bool readonly_supported);
     ~GuestVSpace();
     GuestVSpace(const GuestVSpace &) = delete;
@@ -100,7 +100,7 @@ public:
     };
     Result<Backing> backing(GuestPhysAddr gpa, std::uint64_t len) const;
 
-private:
+  private:
     struct Area;
     Status insert(GuestPhysAddr base, std::uint64_t size, std::string name, AreaKind kind,
                   MmioHandler handler);
@@ -136,7 +136,7 @@ struct HostMapping {
 /// RAM (the same memory at another host address) and unmap them; views go away with the VM.
 /// Thread-safe.
 class VmmVSpace {
-public:
+  public:
     VmmVSpace();
     ~VmmVSpace();
     VmmVSpace(const VmmVSpace &) = delete;
@@ -164,7 +164,7 @@ public:
     /// Which guest vspace views come from (set once by the Vm).
     void attach(const GuestVSpace *guest) noexcept { guest_ = guest; }
 
-private:
+  private:
     struct Views;
     const GuestVSpace *guest_ = nullptr;
     mutable std::shared_mutex mutex_;

@@ -12,7 +12,8 @@ extern "C" {
 #define BOOT_VCPU 0
 
 /**
- * Initialises a caller-allocated VM.
+ * Initialises a caller-allocated VM. As in libsel4vm, a port no handler claims reads all ones
+ * and ignores writes.
  * @param vm             the VM to initialise (its previous contents are ignored)
  * @param vka            NULL: guestvm's own allocation (a non-NULL vka is accepted and unused)
  * @param host_simple    likewise

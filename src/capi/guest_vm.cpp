@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "capi/capi_internal.hpp"
 #include "guestvm/loader.hpp"
 #include "guestvm/vm.hpp"
 #include "sel4vm/boot.h"
@@ -19,53 +20,17 @@
 #include "sel4vm/guest_vm_util.h"
 #include "sel4vm/guestvm.h"
 
-struct guestvm_vm_state {
-    std::string name;
-    guestvm_serial_fn serial = nullptr;
-    void *serial_cookie = nullptr;
-    std::vector<std::unique_ptr<vm_vcpu_t>> vcpus;  // mirrors, index = vCPU id
-    std::unique_ptr<guestvm::Vm> vm;                // last: destroyed (threads joined) first
-};
-
 namespace {
 
 using guestvm::Errc;
 using guestvm::Error;
+using guestvm::capi::fail;
+using guestvm::capi::guarded;
+using guestvm::capi::mirror_of;
+using guestvm::capi::vcpu_of;
+using guestvm::capi::vm_of;
 
-thread_local std::string tls_last_error;
 std::atomic<unsigned> next_vm_id{1};
-
-int fail(const Error &e) {
-    tls_last_error = e.message();
-    return -1;
-}
-int fail(std::string message) {
-    tls_last_error = std::move(message);
-    return -1;
-}
-
-// Runs fn, turning any exception into `on_error` and a last-error message.
-template <typename R, typename F>
-R guarded(R on_error, F &&fn) noexcept {
-    try {
-        return fn();
-    } catch (const std::exception &e) {
-        tls_last_error = std::string("internal error: ") + e.what();
-    } catch (...) {
-        tls_last_error = "internal error";
-    }
-    return on_error;
-}
-
-guestvm::Vm *vm_of(vm_t *vm) noexcept {
-    return vm != nullptr && vm->guestvm != nullptr ? vm->guestvm->vm.get() : nullptr;
-}
-guestvm::Vcpu *vcpu_of(vm_vcpu_t *vcpu) noexcept {
-    return vcpu != nullptr ? static_cast<guestvm::Vcpu *>(vcpu->guestvm) : nullptr;
-}
-vm_vcpu_t *mirror_of(guestvm::Vcpu *vcpu) noexcept {
-    return vcpu != nullptr ? static_cast<vm_vcpu_t *>(vcpu->user_data()) : nullptr;
-}
 
 guestvm::BootMode to_mode(guestvm_boot_mode_t mode) {
     switch (mode) {
@@ -83,7 +48,7 @@ guestvm::BootMode to_mode(guestvm_boot_mode_t mode) {
 
 extern "C" {
 
-const char *guestvm_last_error(void) { return tls_last_error.c_str(); }
+const char *guestvm_last_error(void) { return guestvm::capi::last_error().c_str(); }
 
 int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *options) {
     return guarded(-1, [&] {
@@ -104,6 +69,8 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
         config.ram_bytes = opts.ram_bytes;
         config.vcpus = 0;
         config.boot_mode = to_mode(opts.boot_mode);
+        // libsel4vm's behaviour: a port nobody handles reads all ones, writes are ignored.
+        config.unhandled_io = guestvm::UnhandledIoPolicy::kAllOnes;
         if (opts.serial != nullptr) {
             config.serial_sink = [fn = opts.serial, cookie = opts.serial_cookie](
                                      int vcpu, std::string_view bytes) {
@@ -231,10 +198,22 @@ int vm_run(vm_t *vm) {
 int vm_register_unhandled_mem_fault_callback(vm_t *vm,
                                              unhandled_mem_fault_callback_fn fault_handler,
                                              void *cookie) {
-    if (vm_of(vm) == nullptr) return fail("NULL or uninitialised vm");
-    vm->mem.unhandled_mem_fault_handler = fault_handler;
-    vm->mem.unhandled_mem_fault_cookie = cookie;
-    return 0;
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("NULL or uninitialised vm");
+        guestvm::MmioHandler handler;
+        if (fault_handler != nullptr) {
+            handler = [vm, fault_handler, cookie](guestvm::ExitContext &ctx,
+                                                  guestvm::MmioAccess &a) {
+                return guestvm::capi::call_fault_callback(vm, ctx, a, fault_handler, cookie);
+            };
+        }
+        auto set = v->set_unhandled_memory_handler(std::move(handler));
+        if (!set) return fail(set.error());
+        vm->mem.unhandled_mem_fault_handler = fault_handler;
+        vm->mem.unhandled_mem_fault_cookie = cookie;
+        return 0;
+    });
 }
 
 int vm_register_notification_callback(vm_t *vm, notification_callback_fn notification_callback,

@@ -1,6 +1,5 @@
-#include <sys/mman.h>
-
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstring>
@@ -20,9 +19,9 @@ constexpr std::uint64_t kGuestPhysLimit = 1ull << 46;  // well inside x86's phys
 
 Status check_range(std::uint64_t base, std::uint64_t size, const std::string &name) {
     if (size == 0 || size % kPage != 0 || base % kPage != 0) {
-        return make_error(Errc::kInvalidArgument,
-                          fmt::format("{} [{:#x}, +{:#x}) is empty or not page-aligned", name,
-                                      base, size));
+        return make_error(
+            Errc::kInvalidArgument,
+            fmt::format("{} [{:#x}, +{:#x}) is empty or not page-aligned", name, base, size));
     }
     if (base + size < base || base + size > kGuestPhysLimit) {
         return make_error(Errc::kInvalidArgument,
@@ -34,9 +33,12 @@ Status check_range(std::uint64_t base, std::uint64_t size, const std::string &na
 
 const char *kind_name(AreaKind kind) {
     switch (kind) {
-        case AreaKind::kRam: return "RAM";
-        case AreaKind::kReadOnlyRam: return "read-only RAM";
-        case AreaKind::kReservation: return "reservation";
+        case AreaKind::kRam:
+            return "RAM";
+        case AreaKind::kReadOnlyRam:
+            return "read-only RAM";
+        case AreaKind::kReservation:
+            return "reservation";
     }
     return "area";
 }
@@ -62,31 +64,32 @@ GuestVSpace::~GuestVSpace() {
 }
 
 bool GuestVSpace::overlaps_locked(std::uint64_t base, std::uint64_t size) const {
-    auto it = std::upper_bound(areas_.begin(), areas_.end(), base, [](std::uint64_t a, const Area &r) {
-        return a < r.region.base.value();
-    });
+    auto it =
+        std::upper_bound(areas_.begin(), areas_.end(), base,
+                         [](std::uint64_t a, const Area &r) { return a < r.region.base.value(); });
     if (it != areas_.end() && it->region.base.value() < base + size) return true;
     return it != areas_.begin() && std::prev(it)->region.end() > base;
 }
 
 const GuestVSpace::Area *GuestVSpace::find_locked(std::uint64_t gpa) const {
-    auto it = std::upper_bound(areas_.begin(), areas_.end(), gpa, [](std::uint64_t a, const Area &r) {
-        return a < r.region.base.value();
-    });
+    auto it =
+        std::upper_bound(areas_.begin(), areas_.end(), gpa,
+                         [](std::uint64_t a, const Area &r) { return a < r.region.base.value(); });
     if (it == areas_.begin()) return nullptr;
     const Area &a = *std::prev(it);
     return a.region.contains(gpa, 1) ? &a : nullptr;
 }
 
-Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string name,
-                           AreaKind kind, MmioHandler handler) {
+Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string name, AreaKind kind,
+                           MmioHandler handler) {
     if (in_exit_handler()) {
         return make_error(Errc::kBadState, "exit handlers cannot change guest memory");
     }
     const std::uint64_t b = base.value();
     GUESTVM_TRY(check_range(b, size, name));
     if (kind == AreaKind::kReservation && !handler) {
-        return make_error(Errc::kInvalidArgument, fmt::format("reservation {}: null handler", name));
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("reservation {}: null handler", name));
     }
     if (kind == AreaKind::kReadOnlyRam && !readonly_supported_) {
         return make_error(Errc::kSystem, "this KVM has no read-only memory (KVM_CAP_READONLY_MEM)");
@@ -95,15 +98,16 @@ Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string n
     if (overlaps_locked(b, size)) {
         const Area *other = find_locked(b);
         if (other == nullptr) {
-            auto it = std::upper_bound(areas_.begin(), areas_.end(), b,
-                                       [](std::uint64_t a, const Area &r) { return a < r.region.base.value(); });
+            auto it = std::upper_bound(
+                areas_.begin(), areas_.end(), b,
+                [](std::uint64_t a, const Area &r) { return a < r.region.base.value(); });
             other = &*it;
         }
-        return make_error(Errc::kAlreadyExists,
-                          fmt::format("{} {} [{:#x}, +{:#x}) overlaps {} {} [{:#x}, +{:#x})",
-                                      kind_name(kind), name, b, size, kind_name(other->region.kind),
-                                      other->region.name, other->region.base.value(),
-                                      other->region.size));
+        return make_error(
+            Errc::kAlreadyExists,
+            fmt::format("{} {} [{:#x}, +{:#x}) overlaps {} {} [{:#x}, +{:#x})", kind_name(kind),
+                        name, b, size, kind_name(other->region.kind), other->region.name,
+                        other->region.base.value(), other->region.size));
     }
     Area area{GuestRegion{base, size, nullptr, kind, 0, std::move(name)}, {}, std::move(handler)};
     if (area.region.is_ram()) {
@@ -123,13 +127,17 @@ Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string n
             (void)vm_.set_memory_region(slot, b, 0, nullptr, false);
             return std::unexpected(std::move(recorded).error());
         }
-        if (free_slots_.empty()) ++next_slot_; else free_slots_.pop_back();
+        if (free_slots_.empty())
+            ++next_slot_;
+        else
+            free_slots_.pop_back();
         area.region.slot = slot;
         area.region.host = memory->mapping.data();
         area.memory = std::move(*memory);
     }
-    auto it = std::upper_bound(areas_.begin(), areas_.end(), b,
-                               [](std::uint64_t a, const Area &r) { return a < r.region.base.value(); });
+    auto it = std::upper_bound(areas_.begin(), areas_.end(), b, [](std::uint64_t a, const Area &r) {
+        return a < r.region.base.value();
+    });
     areas_.insert(it, std::move(area));
     return {};
 }
@@ -151,7 +159,8 @@ Status GuestVSpace::reserve(GuestPhysAddr base, std::uint64_t size, std::string 
 Result<GuestPhysAddr> GuestVSpace::add_ram_anywhere(std::uint64_t size, std::string name,
                                                     std::uint64_t align, GuestPhysAddr from) {
     if (align < kPage || (align & (align - 1)) != 0) {
-        return make_error(Errc::kInvalidArgument, fmt::format("alignment {:#x} is not a power of two >= 4 KiB", align));
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("alignment {:#x} is not a power of two >= 4 KiB", align));
     }
     GUESTVM_TRY(check_range(0, size, name));
     auto round_up = [&](std::uint64_t v) { return (v + align - 1) & ~(align - 1); };
@@ -160,7 +169,8 @@ Result<GuestPhysAddr> GuestVSpace::add_ram_anywhere(std::uint64_t size, std::str
         std::shared_lock lock(mutex_);
         candidate = round_up(from.value());
         for (;;) {
-            if (candidate < kHoleEnd && candidate + size > kHoleStart) candidate = round_up(kHoleEnd);
+            if (candidate < kHoleEnd && candidate + size > kHoleStart)
+                candidate = round_up(kHoleEnd);
             if (candidate + size > kGuestPhysLimit) {
                 return make_error(Errc::kResourceExhausted,
                                   fmt::format("no free guest-physical range of {:#x} bytes", size));
@@ -189,7 +199,8 @@ Status GuestVSpace::remove(GuestPhysAddr base) {
     auto it = std::find_if(areas_.begin(), areas_.end(),
                            [&](const Area &a) { return a.region.base == base; });
     if (it == areas_.end()) {
-        return make_error(Errc::kNotFound, fmt::format("no guest area starts at {:#x}", base.value()));
+        return make_error(Errc::kNotFound,
+                          fmt::format("no guest area starts at {:#x}", base.value()));
     }
     if (it->region.is_ram()) {
         if (vmm_.has_view_of(base, it->region.size)) {
@@ -216,7 +227,8 @@ std::vector<GuestRegion> GuestVSpace::regions() const {
 std::optional<GuestRegion> GuestVSpace::find(GuestPhysAddr gpa, std::uint64_t len) const {
     std::shared_lock lock(mutex_);
     const Area *a = find_locked(gpa.value());
-    if (a == nullptr || !a->region.is_ram() || !a->region.contains(gpa.value(), len == 0 ? 1 : len)) {
+    if (a == nullptr || !a->region.is_ram() ||
+        !a->region.contains(gpa.value(), len == 0 ? 1 : len)) {
         return std::nullopt;
     }
     return a->region;
@@ -237,9 +249,10 @@ Status GuestVSpace::read(GuestPhysAddr gpa, std::span<std::uint8_t> out) const {
     std::shared_lock lock(mutex_);  // held across the copy: the area cannot go away meanwhile
     const Area *a = find_locked(gpa.value());
     if (a == nullptr || !a->region.is_ram() || !a->region.contains(gpa.value(), out.size())) {
-        return make_error(Errc::kNotFound,
-                          fmt::format("read of guest-physical [{:#x}, +{:#x}): not inside one RAM area",
-                                      gpa.value(), out.size()));
+        return make_error(
+            Errc::kNotFound,
+            fmt::format("read of guest-physical [{:#x}, +{:#x}): not inside one RAM area",
+                        gpa.value(), out.size()));
     }
     std::memcpy(out.data(), a->region.host + (gpa.value() - a->region.base.value()), out.size());
     return {};
@@ -250,9 +263,10 @@ Status GuestVSpace::write(GuestPhysAddr gpa, std::span<const std::uint8_t> in) {
     std::shared_lock lock(mutex_);
     const Area *a = find_locked(gpa.value());
     if (a == nullptr || !a->region.is_ram() || !a->region.contains(gpa.value(), in.size())) {
-        return make_error(Errc::kNotFound,
-                          fmt::format("write of guest-physical [{:#x}, +{:#x}): not inside one RAM area",
-                                      gpa.value(), in.size()));
+        return make_error(
+            Errc::kNotFound,
+            fmt::format("write of guest-physical [{:#x}, +{:#x}): not inside one RAM area",
+                        gpa.value(), in.size()));
     }
     // The VMM may write read-only RAM: only the guest's writes are refused.
     std::memcpy(a->region.host + (gpa.value() - a->region.base.value()), in.data(), in.size());

@@ -1,6 +1,5 @@
-#include <sys/mman.h>
-
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <map>
@@ -25,8 +24,9 @@ VmmVSpace::~VmmVSpace() = default;
 Status VmmVSpace::record(HostMapping mapping) {
     std::uintptr_t a = mapping.addr.value();
     if (mapping.size == 0 || a + mapping.size < a) {
-        return make_error(Errc::kInvalidArgument,
-                          fmt::format("host mapping {:#x} +{:#x} is empty or wraps", a, mapping.size));
+        return make_error(
+            Errc::kInvalidArgument,
+            fmt::format("host mapping {:#x} +{:#x} is empty or wraps", a, mapping.size));
     }
     std::unique_lock lock(mutex_);
     auto it = std::upper_bound(mappings_.begin(), mappings_.end(), a, by_addr);
@@ -35,9 +35,9 @@ Status VmmVSpace::record(HostMapping mapping) {
     };
     if ((it != mappings_.end() && overlaps(*it)) ||
         (it != mappings_.begin() && overlaps(*std::prev(it)))) {
-        return make_error(Errc::kAlreadyExists,
-                          fmt::format("host mapping {:#x} +{:#x} overlaps a recorded mapping", a,
-                                      mapping.size));
+        return make_error(
+            Errc::kAlreadyExists,
+            fmt::format("host mapping {:#x} +{:#x} overlaps a recorded mapping", a, mapping.size));
     }
     mappings_.insert(it, std::move(mapping));
     return {};
@@ -59,9 +59,9 @@ Result<HostVirtAddr> VmmVSpace::map_view(GuestPhysAddr gpa, std::uint64_t len, b
                                          std::string name) {
     if (guest_ == nullptr) return make_error(Errc::kBadState, "VMM vspace serves no guest");
     if (len == 0 || gpa.value() % 4096 != 0 || len % 4096 != 0) {
-        return make_error(Errc::kInvalidArgument,
-                          fmt::format("view [{:#x}, +{:#x}) is empty or not page-aligned",
-                                      gpa.value(), len));
+        return make_error(
+            Errc::kInvalidArgument,
+            fmt::format("view [{:#x}, +{:#x}) is empty or not page-aligned", gpa.value(), len));
     }
     auto backing = guest_->backing(gpa, len);
     if (!backing) return std::unexpected(std::move(backing).error());
@@ -81,7 +81,8 @@ Status VmmVSpace::unmap_view(HostVirtAddr addr) {
         std::unique_lock lock(mutex_);
         auto it = views_->by_addr.find(addr.value());
         if (it == views_->by_addr.end()) {
-            return make_error(Errc::kNotFound, fmt::format("no view starts at {:#x}", addr.value()));
+            return make_error(Errc::kNotFound,
+                              fmt::format("no view starts at {:#x}", addr.value()));
         }
         doomed = std::move(it->second);
         views_->by_addr.erase(it);

@@ -1,0 +1,75 @@
+// guestvm — what the C layer's translation units share (internal).
+#pragma once
+
+#include <exception>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "guestvm/error.hpp"
+#include "guestvm/vm.hpp"
+#include "sel4vm/guest_memory.h"
+#include "sel4vm/guest_vm.h"
+#include "sel4vm/guestvm.h"
+
+/// A reservation made through vm_reserve_memory_at.
+struct vm_memory_reservation {
+    vm_t *vm;
+    uintptr_t addr;
+    size_t size;
+};
+
+/// Everything a vm_t owns on the C side; the C++ Vm is the truth, the rest are mirrors/handles.
+struct guestvm_vm_state {
+    std::string name;
+    guestvm_serial_fn serial = nullptr;
+    void *serial_cookie = nullptr;
+    std::vector<std::unique_ptr<vm_vcpu_t>> vcpus;                   // mirrors, index = vCPU id
+    std::list<std::unique_ptr<vm_memory_reservation>> reservations;  // handles given out
+    std::unique_ptr<guestvm::Vm> vm;  // last: destroyed (threads joined) first
+};
+
+namespace guestvm::capi {
+
+/// This thread's last error message (guestvm_last_error()).
+std::string &last_error();
+
+inline int fail(const Error &e) {
+    last_error() = e.message();
+    return -1;
+}
+inline int fail(std::string message) {
+    last_error() = std::move(message);
+    return -1;
+}
+
+/// Runs fn, turning any exception into `on_error` and a last-error message.
+template <typename R, typename F>
+R guarded(R on_error, F &&fn) noexcept {
+    try {
+        return fn();
+    } catch (const std::exception &e) {
+        last_error() = std::string("internal error: ") + e.what();
+    } catch (...) {
+        last_error() = "internal error";
+    }
+    return on_error;
+}
+
+inline Vm *vm_of(vm_t *vm) noexcept {
+    return vm != nullptr && vm->guestvm != nullptr ? vm->guestvm->vm.get() : nullptr;
+}
+inline Vcpu *vcpu_of(vm_vcpu_t *vcpu) noexcept {
+    return vcpu != nullptr ? static_cast<Vcpu *>(vcpu->guestvm) : nullptr;
+}
+inline vm_vcpu_t *mirror_of(Vcpu *vcpu) noexcept {
+    return vcpu != nullptr ? static_cast<vm_vcpu_t *>(vcpu->user_data()) : nullptr;
+}
+
+/// Calls a libsel4vm memory fault callback for `access`, making the access visible to the
+/// get_vcpu_fault_* accessors on this thread while it runs, and maps its answer.
+ExitAction call_fault_callback(vm_t *vm, ExitContext &ctx, MmioAccess &access,
+                               memory_fault_callback_fn callback, void *cookie);
+
+}  // namespace guestvm::capi
