@@ -141,6 +141,7 @@ class Vcpu {
     int priority_ = 0;
     int affinity_ = -1;
     std::atomic<pid_t> tid_{0};
+    std::atomic<std::thread::id> running_thread_{};  // the vCPU's thread while it runs
     std::thread::id thread_id_;
     std::jthread thread_;  // last: joined before anything above is destroyed
 };

@@ -73,6 +73,8 @@ bool Vcpu::set_state_locked(VcpuState to) {
 }
 
 Status Vcpu::start(std::uint64_t entry, BootMode mode, std::uint64_t arg) {
+    // VM-wide and idempotent; done before taking this vCPU's lock (lock order: VM, then vCPU).
+    if (mode != BootMode::kReal16) GUESTVM_TRY(vm_.ensure_boot_tables());
     std::unique_lock lock(mutex_);
     if (vm_.stopped() || state_ == VcpuState::kStopped) {
         return make_error(Errc::kBadState,
@@ -88,7 +90,6 @@ Status Vcpu::start(std::uint64_t entry, BootMode mode, std::uint64_t arg) {
         return make_error(Errc::kBadState,
                           fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
     }
-    if (mode != BootMode::kReal16) GUESTVM_TRY(vm_.ensure_boot_tables());
     GUESTVM_TRY(x86::apply_boot_state(*fd_, mode, entry, arg));
     if (!thread_.joinable()) {
         try {
@@ -168,8 +169,7 @@ Status Vcpu::resume() {
 }
 
 bool Vcpu::on_own_thread() const {
-    std::lock_guard lock(mutex_);
-    return thread_.joinable() && thread_.get_id() == std::this_thread::get_id();
+    return running_thread_.load(std::memory_order_acquire) == std::this_thread::get_id();
 }
 
 // On the vCPU's own thread we are inside an exit handler: the registers are those of the exit
@@ -283,6 +283,7 @@ void Vcpu::stop_and_join() {
 }
 
 void Vcpu::thread_main() {
+    running_thread_.store(std::this_thread::get_id(), std::memory_order_release);
     tid_.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
     fd_->arm_kick_on_this_thread();
     {
@@ -305,6 +306,7 @@ void Vcpu::thread_main() {
         VcpuLoop::run_guest(*this);
     }
     kvm::VcpuFd::disarm_kick_on_this_thread();
+    running_thread_.store(std::thread::id(), std::memory_order_release);
     std::lock_guard lock(mutex_);
     in_guest_ = false;
     thread_done_ = true;

@@ -122,9 +122,10 @@ ExitAction VcpuLoop::dispatch(Vcpu &v, kvm::Exit &exit) {
                     }
                 }
                 if (action == ExitAction::kUnhandled) {
-                    return fatal(StopReason::kUnhandledExit,
-                                 fmt::format("unhandled MMIO {} of {} bytes at {:#x}",
-                                             mmio.is_write ? "write" : "read", mmio.len, mmio.addr));
+                    return fatal(
+                        StopReason::kUnhandledExit,
+                        fmt::format("unhandled MMIO {} of {} bytes at {:#x}",
+                                    mmio.is_write ? "write" : "read", mmio.len, mmio.addr));
                 }
                 if (action == ExitAction::kError) {
                     return fatal(StopReason::kError,

@@ -1,6 +1,7 @@
 #include "guestvm/vm.hpp"
 
 #include <fmt/format.h>
+#include <linux/kvm.h>
 
 #include <algorithm>
 #include <cstring>
@@ -13,8 +14,6 @@
 #include "kvm/system.hpp"
 #include "kvm/vcpu_fd.hpp"
 #include "kvm/vm_fd.hpp"
-
-#include <linux/kvm.h>
 
 namespace guestvm {
 

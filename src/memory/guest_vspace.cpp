@@ -46,8 +46,8 @@ const char *kind_name(AreaKind kind) {
 
 struct GuestVSpace::Area {
     GuestRegion region;
-    kvm::SharedMemory memory;  // RAM only
-    MmioHandler handler;       // reservations; writes to read-only RAM
+    kvm::SharedMemory memory;                    // RAM only
+    std::shared_ptr<const MmioHandler> handler;  // reservations; writes to read-only RAM
 };
 
 GuestVSpace::GuestVSpace(const kvm::VmFd &vm, VmmVSpace &vmm, int max_slots,
@@ -109,7 +109,9 @@ Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string n
                         name, b, size, kind_name(other->region.kind), other->region.name,
                         other->region.base.value(), other->region.size));
     }
-    Area area{GuestRegion{base, size, nullptr, kind, 0, std::move(name)}, {}, std::move(handler)};
+    Area area{GuestRegion{base, size, nullptr, kind, 0, std::move(name)},
+              {},
+              handler ? std::make_shared<const MmioHandler>(std::move(handler)) : nullptr};
     if (area.region.is_ram()) {
         if (free_slots_.empty() && next_slot_ >= static_cast<std::uint32_t>(max_slots_)) {
             return make_error(Errc::kResourceExhausted,
@@ -300,11 +302,19 @@ std::uint64_t GuestVSpace::ram_bytes() const {
 }
 
 ExitAction GuestVSpace::dispatch_fault(ExitContext &ctx, MmioAccess &access) const {
-    std::shared_lock lock(mutex_);
-    const Area *a = find_locked(access.addr);
-    if (a == nullptr || !a->handler) return ExitAction::kUnhandled;
-    if (a->region.kind == AreaKind::kReadOnlyRam && !access.is_write) return ExitAction::kUnhandled;
-    return a->handler(ctx, access);
+    std::shared_ptr<const MmioHandler> handler;
+    {
+        std::shared_lock lock(mutex_);
+        const Area *a = find_locked(access.addr);
+        if (a == nullptr || !a->handler) return ExitAction::kUnhandled;
+        if (a->region.kind == AreaKind::kReadOnlyRam && !access.is_write) {
+            return ExitAction::kUnhandled;
+        }
+        handler = a->handler;
+    }
+    // Called without the lock: the handler may use this vspace, and an area removed meanwhile
+    // keeps its handler alive until this call returns.
+    return (*handler)(ctx, access);
 }
 
 Result<GuestVSpace::Backing> GuestVSpace::backing(GuestPhysAddr gpa, std::uint64_t len) const {
