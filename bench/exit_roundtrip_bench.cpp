@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "guestvm/loader.hpp"
 #include "guestvm/vm.hpp"
 #include "raw_kvm_lib.h"
@@ -18,11 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::vector<std::uint8_t> guest_image() {
-    std::ifstream in(std::string(GUESTVM_GUEST_DIR) + "/pio_loop.elf", std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
-
 void BM_guestvm_pio_exit(benchmark::State &state) {
     auto host = guestvm::Host::create();
     if (!host) return state.SkipWithError(host.error().message().c_str());
@@ -30,7 +26,7 @@ void BM_guestvm_pio_exit(benchmark::State &state) {
     config.ram_bytes = 4 << 20;
     auto vm = guestvm::Vm::create(*host, config);
     if (!vm) return state.SkipWithError(vm.error().message().c_str());
-    auto image = guest_image();
+    auto image = guestvm::bench::guest_image("pio_loop");
     auto loaded = guestvm::load_elf64((*vm)->vspace(), image);
     if (!loaded) return state.SkipWithError(loaded.error().message().c_str());
     std::atomic<std::uint64_t> exits{0};
@@ -40,17 +36,8 @@ void BM_guestvm_pio_exit(benchmark::State &state) {
                                     return guestvm::ExitAction::kContinue;
                                 });
     if (!(*vm)->start_core(0, loaded->entry, 0)) return state.SkipWithError("start failed");
-    constexpr std::uint64_t kBatch = 2000;
-    while (state.KeepRunningBatch(kBatch)) {
-        std::uint64_t from = exits.load(std::memory_order_relaxed);
-        auto t0 = Clock::now();
-        while (exits.load(std::memory_order_relaxed) < from + kBatch) {
-            std::this_thread::sleep_for(std::chrono::microseconds(20));
-        }
-        std::uint64_t done = exits.load(std::memory_order_relaxed) - from;
-        auto dt = std::chrono::duration<double>(Clock::now() - t0).count();
-        state.SetIterationTime(dt * kBatch / static_cast<double>(done));  // per-exit rate
-    }
+    guestvm::bench::measure_event_rate(state,
+                                       [&] { return exits.load(std::memory_order_relaxed); });
     (*vm)->stop();
     (*vm)->run();
 }
@@ -58,7 +45,7 @@ BENCHMARK(BM_guestvm_pio_exit)->UseManualTime()->MinTime(2.0);
 
 void BM_raw_kvm_pio_exit(benchmark::State &state) {
     rawkvm vm;
-    auto image = guest_image();
+    auto image = guestvm::bench::guest_image("pio_loop");
     if (rawkvm_open(&vm, 4 << 20) < 0 || rawkvm_load_elf(&vm, image.data(), image.size()) < 0 ||
         rawkvm_setup_long_mode(&vm, vm.entry) < 0) {
         rawkvm_close(&vm);

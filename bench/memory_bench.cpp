@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "guestvm/loader.hpp"
 #include "guestvm/vm.hpp"
 #include "raw_kvm_lib.h"
@@ -19,18 +20,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::shared_ptr<guestvm::Host> host_or_null() {
-    static auto host = guestvm::Host::create();
-    return host ? *host : nullptr;
-}
-
-std::vector<std::uint8_t> image(const char *name) {
-    std::ifstream in(std::string(GUESTVM_GUEST_DIR) + "/" + name + ".elf", std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
-
 void BM_region_lookup(benchmark::State &state) {
-    auto host = host_or_null();
+    auto host = guestvm::bench::shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");
     guestvm::VmConfig config;
     config.ram_bytes = 0;
@@ -55,7 +46,7 @@ struct RamFixture {
     std::unique_ptr<guestvm::Vm> vm;
     std::uint8_t *host = nullptr;
     RamFixture() {
-        auto h = host_or_null();
+        auto h = guestvm::bench::shared_host();
         if (!h) return;
         guestvm::VmConfig config;
         config.ram_bytes = 8 << 20;
@@ -112,13 +103,14 @@ void BM_memcpy_same_memory(benchmark::State &state) {
 BENCHMARK(BM_memcpy_same_memory)->Arg(64)->Arg(4096)->Arg(65536);
 
 void BM_guestvm_mmio_exit(benchmark::State &state) {
-    auto host = host_or_null();
+    auto host = guestvm::bench::shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");
     guestvm::VmConfig config;
     config.ram_bytes = 4 << 20;
     auto vm = guestvm::Vm::create(host, config);
     auto loaded =
-        vm ? guestvm::load_elf64((*vm)->vspace(), image("mmio_loop")) : std::unexpected(vm.error());
+        vm ? guestvm::load_elf64((*vm)->vspace(), guestvm::bench::guest_image("mmio_loop"))
+           : std::unexpected(vm.error());
     if (!loaded) return state.SkipWithError("set-up failed");
     std::atomic<std::uint64_t> exits{0};
     (void)(*vm)->vspace().reserve(guestvm::GuestPhysAddr(0xd0000000), 0x1000, "bench",
@@ -128,16 +120,8 @@ void BM_guestvm_mmio_exit(benchmark::State &state) {
                                       return guestvm::ExitAction::kContinue;
                                   });
     if (!(*vm)->start_core(0, loaded->entry, 0)) return state.SkipWithError("start failed");
-    constexpr std::uint64_t kBatch = 2000;
-    while (state.KeepRunningBatch(kBatch)) {
-        std::uint64_t from = exits.load(std::memory_order_relaxed);
-        auto t0 = Clock::now();
-        while (exits.load(std::memory_order_relaxed) < from + kBatch) {
-            std::this_thread::sleep_for(std::chrono::microseconds(20));
-        }
-        double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-        state.SetIterationTime(dt * kBatch / static_cast<double>(exits.load() - from));
-    }
+    guestvm::bench::measure_event_rate(state,
+                                       [&] { return exits.load(std::memory_order_relaxed); });
     (*vm)->stop();
     (*vm)->run();
 }
@@ -145,7 +129,7 @@ BENCHMARK(BM_guestvm_mmio_exit)->UseManualTime()->MinTime(2.0);
 
 void BM_raw_kvm_mmio_exit(benchmark::State &state) {
     rawkvm vm;
-    auto elf = image("mmio_loop");
+    auto elf = guestvm::bench::guest_image("mmio_loop");
     if (rawkvm_open(&vm, 4 << 20) < 0 || rawkvm_load_elf(&vm, elf.data(), elf.size()) < 0 ||
         rawkvm_setup_long_mode(&vm, vm.entry) < 0) {
         rawkvm_close(&vm);

@@ -8,6 +8,7 @@
 #include <iterator>
 #include <thread>
 
+#include "bench_util.hpp"
 #include "guestvm/loader.hpp"
 #include "guestvm/vm.hpp"
 
@@ -15,22 +16,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::vector<std::uint8_t> image(const char *name) {
-    std::ifstream in(std::string(GUESTVM_GUEST_DIR) + "/" + name + ".elf", std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
-
-std::shared_ptr<guestvm::Host> host_or_null() {
-    static auto host = guestvm::Host::create();
-    return host ? *host : nullptr;
-}
-
 void BM_guest_brings_up_cores(benchmark::State &state) {
-    auto host = host_or_null();
+    auto host = guestvm::bench::shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");
     const int n = static_cast<int>(state.range(0));
     if (n > host->max_vcpus()) return state.SkipWithError("more vCPUs than KVM allows");
-    auto elf = image("bringup");
+    auto elf = guestvm::bench::guest_image("bringup");
     for (auto _ : state) {
         guestvm::VmConfig config;
         config.ram_bytes = 16 << 20;
@@ -56,25 +47,19 @@ BENCHMARK(BM_guest_brings_up_cores)
     ->Unit(benchmark::kMillisecond);
 
 void BM_guestvm_platform_call(benchmark::State &state) {
-    auto host = host_or_null();
+    auto host = guestvm::bench::shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");
     guestvm::VmConfig config;
     config.ram_bytes = 4 << 20;
     auto vm = guestvm::Vm::create(host, config);
-    auto loaded = vm ? guestvm::load_elf64((*vm)->vspace(), image("pcall_loop"))
-                     : std::unexpected(vm.error());
+    auto loaded =
+        vm ? guestvm::load_elf64((*vm)->vspace(), guestvm::bench::guest_image("pcall_loop"))
+           : std::unexpected(vm.error());
     if (!loaded || !(*vm)->start_core(0, loaded->entry, 0))
         return state.SkipWithError("set-up failed");
     guestvm::Vcpu &vcpu = *(*vm)->vcpu(0);
     auto calls = [&] { return vcpu.exit_counts()[guestvm::ExitKind::kPlatformCall]; };
-    constexpr std::uint64_t kBatch = 2000;
-    while (state.KeepRunningBatch(kBatch)) {
-        std::uint64_t from = calls();
-        auto t0 = Clock::now();
-        while (calls() < from + kBatch) std::this_thread::sleep_for(std::chrono::microseconds(20));
-        double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-        state.SetIterationTime(dt * kBatch / static_cast<double>(calls() - from));
-    }
+    guestvm::bench::measure_event_rate(state, calls);
     (*vm)->stop();
     (*vm)->run();
 }
