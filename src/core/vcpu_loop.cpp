@@ -5,19 +5,13 @@
 
 #include <mutex>
 
+#include "common/handler_scope.hpp"
 #include "guestvm/vm.hpp"
 #include "kvm/vcpu_fd.hpp"
 
 namespace guestvm {
 
 namespace {
-
-thread_local bool tls_in_handler = false;
-
-struct HandlerScope {
-    HandlerScope() { tls_in_handler = true; }
-    ~HandlerScope() { tls_in_handler = false; }
-};
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -31,8 +25,6 @@ std::string where(Vcpu &vcpu, kvm::VcpuFd &fd) {
 }
 
 }  // namespace
-
-bool in_exit_handler() noexcept { return tls_in_handler; }
 
 void VcpuLoop::run_guest(Vcpu &v) {
     for (;;) {

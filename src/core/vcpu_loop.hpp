@@ -1,6 +1,7 @@
 // guestvm — the vCPU run loop and exit dispatch (internal).
 #pragma once
 
+#include "common/handler_scope.hpp"
 #include "guestvm/exits.hpp"
 #include "kvm/exits.hpp"
 
@@ -15,8 +16,5 @@ struct VcpuLoop {
     /// One exit → the action the loop takes. Stops the VM on fatal or unhandled exits.
     static ExitAction dispatch(Vcpu &vcpu, kvm::Exit &exit);
 };
-
-/// True while the calling thread is inside an exit handler (handlers must not change buses).
-bool in_exit_handler() noexcept;
 
 }  // namespace guestvm

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "core/vcpu_loop.hpp"
+#include "common/handler_scope.hpp"
 #include "guestvm/vspace.hpp"
 #include "kvm/mapping.hpp"
 #include "kvm/vm_fd.hpp"

@@ -6,6 +6,8 @@
 #include <sys/mman.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <numeric>
 
@@ -235,6 +237,38 @@ TEST(Memory, AnywhereRemoveViewsAndSlotReuse) {
         ASSERT_TRUE(r) << r.error().message();
         ASSERT_TRUE(vs.remove(*r));
     }
+}
+
+std::size_t memfd_mappings() {
+    std::ifstream maps("/proc/self/maps");
+    std::size_t n = 0;
+    for (std::string line; std::getline(maps, line);)
+        n += line.find("/memfd:") != std::string::npos;
+    return n;
+}
+
+std::size_t open_fds() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] auto &e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+
+TEST(Memory, EveryMappingAndDescriptorGoesAwayWithTheVm) {
+    GUESTVM_REQUIRE_KVM(host);
+    const std::size_t maps_before = memfd_mappings(), fds_before = open_fds();
+    for (int round = 0; round < 3; ++round) {
+        auto vm = Vm::create(host, test::config("leak", 8 << 20, 2));
+        ASSERT_TRUE(vm);
+        auto extra = (*vm)->vspace().add_ram_anywhere(1 << 20, "extra");
+        ASSERT_TRUE(extra);
+        ASSERT_TRUE((*vm)->vspace().add_readonly_ram(GuestPhysAddr(0x40000000), 0x10000, "rom"));
+        ASSERT_TRUE((*vm)->vmm_vspace().map_view(*extra, 0x10000, true, "v1"));
+        ASSERT_TRUE((*vm)->vmm_vspace().map_view(GuestPhysAddr(0x100000), 0x1000, false, "v2"));
+        EXPECT_GT(memfd_mappings(), maps_before);
+        EXPECT_EQ((*vm)->vmm_vspace().mappings().size(), 5u);  // 3 backings + 2 views
+    }  // views left mapped on purpose: the VM's destruction must unmap them
+    EXPECT_EQ(memfd_mappings(), maps_before);
+    EXPECT_EQ(open_fds(), fds_before);
 }
 
 // ---- the same through libsel4vm's C names ----
