@@ -41,7 +41,8 @@ Result<SharedMemory> create_shared_memory(std::size_t size, const char *name) {
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) < 0) {
         return errno_error(fmt::format("ftruncate {} to {:#x}", name, size));
     }
-    void *addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0);
+    void *addr =
+        ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0);
     if (addr == MAP_FAILED) return errno_error(fmt::format("mmap {} ({:#x} bytes)", name, size));
     return SharedMemory{std::move(fd), Mapping(addr, size)};
 }
