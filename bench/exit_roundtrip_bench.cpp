@@ -27,7 +27,7 @@ void BM_guestvm_pio_exit(benchmark::State &state) {
     auto vm = guestvm::Vm::create(*host, config);
     if (!vm) return state.SkipWithError(vm.error().message().c_str());
     auto image = guestvm::bench::guest_image("pio_loop");
-    auto loaded = guestvm::load_elf64((*vm)->vspace(), image);
+    auto loaded = guestvm::load_elf((*vm)->vspace(), image);
     if (!loaded) return state.SkipWithError(loaded.error().message().c_str());
     std::atomic<std::uint64_t> exits{0};
     (void)(*vm)->add_io_handler(0x510, 4, "bench",
@@ -35,7 +35,7 @@ void BM_guestvm_pio_exit(benchmark::State &state) {
                                     exits.fetch_add(1, std::memory_order_relaxed);
                                     return guestvm::ExitAction::kContinue;
                                 });
-    if (!(*vm)->start_core(0, loaded->entry, 0)) return state.SkipWithError("start failed");
+    if (!(*vm)->start_core(0, loaded->entry.rip, 0)) return state.SkipWithError("start failed");
     guestvm::bench::measure_event_rate(state,
                                        [&] { return exits.load(std::memory_order_relaxed); });
     (*vm)->stop();

@@ -108,9 +108,8 @@ void BM_guestvm_mmio_exit(benchmark::State &state) {
     guestvm::VmConfig config;
     config.ram_bytes = 4 << 20;
     auto vm = guestvm::Vm::create(host, config);
-    auto loaded =
-        vm ? guestvm::load_elf64((*vm)->vspace(), guestvm::bench::guest_image("mmio_loop"))
-           : std::unexpected(vm.error());
+    auto loaded = vm ? guestvm::load_elf((*vm)->vspace(), guestvm::bench::guest_image("mmio_loop"))
+                     : std::unexpected(vm.error());
     if (!loaded) return state.SkipWithError("set-up failed");
     std::atomic<std::uint64_t> exits{0};
     (void)(*vm)->vspace().reserve(guestvm::GuestPhysAddr(0xd0000000), 0x1000, "bench",
@@ -119,7 +118,7 @@ void BM_guestvm_mmio_exit(benchmark::State &state) {
                                       exits.fetch_add(1, std::memory_order_relaxed);
                                       return guestvm::ExitAction::kContinue;
                                   });
-    if (!(*vm)->start_core(0, loaded->entry, 0)) return state.SkipWithError("start failed");
+    if (!(*vm)->start_core(0, loaded->entry.rip, 0)) return state.SkipWithError("start failed");
     guestvm::bench::measure_event_rate(state,
                                        [&] { return exits.load(std::memory_order_relaxed); });
     (*vm)->stop();

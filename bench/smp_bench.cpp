@@ -28,10 +28,10 @@ void BM_guest_brings_up_cores(benchmark::State &state) {
         config.vcpus = n;
         auto vm = guestvm::Vm::create(host, config);
         if (!vm) return state.SkipWithError(vm.error().message().c_str());
-        auto loaded = guestvm::load_elf64((*vm)->vspace(), elf);
+        auto loaded = guestvm::load_elf((*vm)->vspace(), elf);
         if (!loaded) return state.SkipWithError(loaded.error().message().c_str());
         auto t0 = Clock::now();
-        if (!(*vm)->start_core(0, loaded->entry, 0)) return state.SkipWithError("start failed");
+        if (!(*vm)->start_core(0, loaded->entry.rip, 0)) return state.SkipWithError("start failed");
         auto stop = (*vm)->run();
         state.SetIterationTime(std::chrono::duration<double>(Clock::now() - t0).count());
         if (stop.reason != guestvm::StopReason::kPowerOff)
@@ -52,10 +52,9 @@ void BM_guestvm_platform_call(benchmark::State &state) {
     guestvm::VmConfig config;
     config.ram_bytes = 4 << 20;
     auto vm = guestvm::Vm::create(host, config);
-    auto loaded =
-        vm ? guestvm::load_elf64((*vm)->vspace(), guestvm::bench::guest_image("pcall_loop"))
-           : std::unexpected(vm.error());
-    if (!loaded || !(*vm)->start_core(0, loaded->entry, 0))
+    auto loaded = vm ? guestvm::load_elf((*vm)->vspace(), guestvm::bench::guest_image("pcall_loop"))
+                     : std::unexpected(vm.error());
+    if (!loaded || !(*vm)->start_core(0, loaded->entry.rip, 0))
         return state.SkipWithError("set-up failed");
     guestvm::Vcpu &vcpu = *(*vm)->vcpu(0);
     auto calls = [&] { return vcpu.exit_counts()[guestvm::ExitKind::kPlatformCall]; };

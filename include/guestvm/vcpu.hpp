@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "guestvm/boot_mode.hpp"
 #include "guestvm/error.hpp"
 #include "guestvm/exits.hpp"
 #include "guestvm/registers.hpp"
@@ -21,15 +22,9 @@ namespace kvm {
 class VcpuFd;
 }
 class Vm;
+struct EntryState;
 class TcbObject;
 class VcpuObject;
-
-/// The CPU mode a vCPU starts in.
-enum class BootMode : std::uint8_t {
-    kLong64,       ///< 64-bit long mode, identity paging, flat segments (ELF64 guests)
-    kProtected32,  ///< 32-bit protected mode, paging off, flat segments (libsel4vm's x86 start)
-    kReal16,       ///< real mode at CS:IP (flat binaries)
-};
 
 /// A vCPU's lifecycle. The legal transitions live in one place (Vcpu.cpp):
 ///   kCreated/kOff --start--> kRunning <--suspend/resume--> kSuspended
@@ -65,6 +60,8 @@ class Vcpu {
     /// Starts the vCPU at `entry` in `mode` with `arg` in RDI (EDI in 32-bit modes).
     /// kAlreadyExists if it is online; kBadState once the VM has stopped.
     Status start(std::uint64_t entry, BootMode mode, std::uint64_t arg);
+    /// Starts the vCPU in `state` (a loader's LoadPlan::entry, for instance).
+    Status start(const EntryState &state);
 
     /// Pauses an online vCPU's guest execution; returns once it is out of KVM_RUN.
     Status suspend();

@@ -17,6 +17,7 @@
 #include "guestvm/error.hpp"
 #include "guestvm/exits.hpp"
 #include "guestvm/host.hpp"
+#include "guestvm/loader.hpp"
 #include "guestvm/vcpu.hpp"
 #include "guestvm/vspace.hpp"
 
@@ -44,11 +45,17 @@ struct VmConfig {
     std::string name = "vm";
     std::uint64_t ram_bytes = 64ull << 20;
     int vcpus = 1;
+    /// The mode CPU_ON starts secondary cores in (Vm::set_boot_mode changes it).
     BootMode boot_mode = BootMode::kLong64;
     UnhandledIoPolicy unhandled_io = UnhandledIoPolicy::kStopVm;
-    bool serial = true;                     ///< an 8250 UART at 0x3f8
-    SerialSink serial_sink;                 ///< null: output is discarded
-    bool platform_calls = true;             ///< the PSCI-semantics platform call at port 0x600
+    bool serial = true;          ///< an 8250 UART at 0x3f8
+    SerialSink serial_sink;      ///< null: output is discarded
+    bool platform_calls = true;  ///< the PSCI-semantics platform call at port 0x600
+    /// KVM's in-kernel interrupt controllers (8259 PICs, IOAPIC, local APICs) and 8254 timer.
+    /// Needed to raise guest IRQs (Vm::set_irq_line) and by Linux; with it HLT waits in the
+    /// kernel for an interrupt instead of exiting. Created after the initial RAM, because it
+    /// makes later memory-slot changes slower (~7.5 ms each here).
+    bool irqchip = false;
     VcpuStateObserver vcpu_state_observer;  ///< optional
     /// Told when a vCPU is assigned a core (under the VM's assignment lock). Optional.
     std::function<void(Vcpu &vcpu, int core)> vcpu_assign_observer;
@@ -103,7 +110,11 @@ class Vm {
     const std::string &name() const noexcept { return config_.name; }
     const VmConfig &config() const noexcept { return config_; }
     Host &host() const noexcept { return *host_; }
-    BootMode boot_mode() const noexcept { return config_.boot_mode; }
+    BootMode boot_mode() const noexcept { return boot_mode_.load(std::memory_order_acquire); }
+    /// Changes the mode CPU_ON starts cores in (and 32- vs 64-bit platform-call registers).
+    void set_boot_mode(BootMode mode) noexcept {
+        boot_mode_.store(mode, std::memory_order_release);
+    }
 
     // ---- vCPUs and the util interface ----
     int vcpu_count() const noexcept { return vcpu_count_.load(std::memory_order_acquire); }
@@ -144,11 +155,22 @@ class Vm {
     ExitAction cpu_off(Vcpu &vcpu);
     /// Starts the vCPU for `core` (assigning one if needed) at `entry` in the VM's boot mode.
     Status start_core(int core, std::uint64_t entry, std::uint64_t arg);
+    /// Starts the vCPU for `core` (assigning one if needed) in `state`, e.g. a LoadPlan's entry.
+    Status start_core(int core, const EntryState &state);
+
+    // ---- interrupts (VmConfig::irqchip) ----
+    bool has_irqchip() const noexcept { return config_.irqchip; }
+    /// Drives guest interrupt line `irq` (GSI 0..23: the 8259 PIC pin for 0..15 and the IOAPIC
+    /// pin) high or low. kBadState without the irqchip; kInvalidArgument for another line.
+    Status set_irq_line(int irq, bool level);
+    /// An edge: the line high, then low.
+    Status pulse_irq(int irq);
+    static constexpr int kIrqLines = 24;
 
     // ---- memory ----
     GuestVSpace &vspace() noexcept { return *guest_vspace_; }
-    /// Writes the boot GDT and page tables for the VM's boot mode (done once; at create when
-    /// RAM was given, else at the first vCPU start). Needs RAM over [0, 0x10000).
+    /// Writes the boot GDTs and page tables (done once; at create when RAM was given, else at
+    /// the first vCPU start). Needs RAM over [0, 0x10000).
     Status ensure_boot_tables();
     VmmVSpace &vmm_vspace() noexcept { return vmm_vspace_; }
 
@@ -221,6 +243,7 @@ class Vm {
     MmioHandler unhandled_memory_;                // guarded by bus_mutex_
     std::array<EventHandler, 6> event_handlers_;  // by ExitEvent::Kind, guarded by bus_mutex_
 
+    std::atomic<BootMode> boot_mode_;
     std::atomic<int> online_count_{0};
     std::atomic<bool> ever_started_{false};
     std::atomic<bool> running_{false};  // run() has been called: "all vCPUs off" stops the VM

@@ -240,9 +240,10 @@ int guestvm_vm_load_elf(vm_t *vm, const char *path) {
         if (v == nullptr || path == nullptr) return fail("guestvm_vm_load_elf: NULL argument");
         auto image = guestvm::read_file(path);
         if (!image) return fail(image.error());
-        auto loaded = guestvm::load_elf64(v->vspace(), *image);
+        auto loaded = guestvm::load_elf(v->vspace(), *image);
         if (!loaded) return fail(loaded.error());
-        vm->entry = loaded->entry;
+        vm->entry = loaded->entry.rip;
+        v->set_boot_mode(loaded->entry.mode);
         return 0;
     });
 }

@@ -73,8 +73,16 @@ bool Vcpu::set_state_locked(VcpuState to) {
 }
 
 Status Vcpu::start(std::uint64_t entry, BootMode mode, std::uint64_t arg) {
+    EntryState state;
+    state.mode = mode;
+    state.rip = entry;
+    state.rdi = arg;
+    return start(state);
+}
+
+Status Vcpu::start(const EntryState &state) {
     // VM-wide and idempotent; done before taking this vCPU's lock (lock order: VM, then vCPU).
-    if (mode != BootMode::kReal16) GUESTVM_TRY(vm_.ensure_boot_tables());
+    if (state.mode != BootMode::kReal16) GUESTVM_TRY(vm_.ensure_boot_tables());
     std::unique_lock lock(mutex_);
     if (vm_.stopped() || state_ == VcpuState::kStopped) {
         return make_error(Errc::kBadState,
@@ -90,7 +98,8 @@ Status Vcpu::start(std::uint64_t entry, BootMode mode, std::uint64_t arg) {
         return make_error(Errc::kBadState,
                           fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
     }
-    GUESTVM_TRY(x86::apply_boot_state(*fd_, mode, entry, arg));
+    GUESTVM_TRY(x86::apply_entry_state(*fd_, state));
+    if (vm_.has_irqchip()) GUESTVM_TRY(fd_->make_runnable());
     if (!thread_.joinable()) {
         try {
             thread_ = std::jthread([this] { thread_main(); });

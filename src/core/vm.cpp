@@ -55,6 +55,7 @@ Vm::Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<
       capacity_(capacity),
       vcpus_(std::make_unique<std::atomic<Vcpu *>[]>(static_cast<std::size_t>(capacity))),
       cores_(std::make_unique<std::atomic<Vcpu *>[]>(static_cast<std::size_t>(capacity))),
+      boot_mode_(config_.boot_mode),
       devices_(std::make_unique<Devices>()) {}
 
 Result<std::unique_ptr<Vm>> Vm::create(std::shared_ptr<Host> host, VmConfig config) {
@@ -105,8 +106,13 @@ Status Vm::setup() {
         }
         GUESTVM_TRY(ensure_boot_tables());
     }
+    if (config_.irqchip) GUESTVM_TRY(fd_->create_irqchip_and_pit());
     if (config_.serial) {
-        devices_->serial = std::make_unique<Serial8250>(config_.serial_sink);
+        Serial8250::IrqLine irq;
+        if (config_.irqchip) {
+            irq = [this](bool level) { (void)set_irq_line(Serial8250::kIrq, level); };
+        }
+        devices_->serial = std::make_unique<Serial8250>(config_.serial_sink, std::move(irq));
         Serial8250 *serial = devices_->serial.get();
         GUESTVM_TRY(add_io_handler(
             Serial8250::kBase, Serial8250::kPorts, "serial8250",
@@ -123,7 +129,7 @@ Status Vm::ensure_boot_tables() {
     if (boot_tables_) return {};
     std::uint64_t top = 4 * kGiB;
     for (const auto &r : guest_vspace_->regions()) top = std::max(top, r.end());
-    auto installed = x86::install_boot_tables(*guest_vspace_, config_.boot_mode, top);
+    auto installed = x86::install_boot_tables(*guest_vspace_, top);
     if (!installed) {
         return std::unexpected(
             std::move(installed).error().context("boot tables need guest RAM over [0, 0x10000)"));
@@ -234,7 +240,32 @@ Result<Vcpu *> Vm::claim_vcpu_for_core(int core) {
 Status Vm::start_core(int core, std::uint64_t entry, std::uint64_t arg) {
     auto vcpu = claim_vcpu_for_core(core);
     if (!vcpu) return std::unexpected(std::move(vcpu).error());
-    return (*vcpu)->start(entry, config_.boot_mode, arg);
+    return (*vcpu)->start(entry, boot_mode(), arg);
+}
+
+Status Vm::start_core(int core, const EntryState &state) {
+    auto vcpu = claim_vcpu_for_core(core);
+    if (!vcpu) return std::unexpected(std::move(vcpu).error());
+    return (*vcpu)->start(state);
+}
+
+Status Vm::set_irq_line(int irq, bool level) {
+    if (!config_.irqchip) {
+        return make_error(Errc::kBadState,
+                          fmt::format("VM {}: IRQ {}: the VM has no interrupt controller "
+                                      "(VmConfig::irqchip)",
+                                      config_.name, irq));
+    }
+    if (irq < 0 || irq >= kIrqLines) {
+        return make_error(Errc::kInvalidArgument, fmt::format("VM {}: IRQ {} is not a line 0..{}",
+                                                              config_.name, irq, kIrqLines - 1));
+    }
+    return fd_->irq_line(static_cast<std::uint32_t>(irq), level);
+}
+
+Status Vm::pulse_irq(int irq) {
+    GUESTVM_TRY(set_irq_line(irq, true));
+    return set_irq_line(irq, false);
 }
 
 std::int64_t Vm::cpu_on(std::int64_t core, std::uint64_t entry, std::uint64_t context_id) {
@@ -250,7 +281,7 @@ std::int64_t Vm::cpu_on(std::int64_t core, std::uint64_t entry, std::uint64_t co
             return psci::kInternalFailure;
         }
     }
-    auto started = v->start(entry, config_.boot_mode, context_id);
+    auto started = v->start(entry, boot_mode(), context_id);
     if (started) return psci::kSuccess;
     return started.error().code() == Errc::kAlreadyExists ? psci::kAlreadyOn
                                                           : psci::kInternalFailure;

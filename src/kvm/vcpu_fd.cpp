@@ -227,4 +227,13 @@ Status VcpuFd::set_cpuid(std::span<const kvm_cpuid_entry2> entries) const {
     return {};
 }
 
+Status VcpuFd::make_runnable() const {
+    kvm_mp_state state{};
+    state.mp_state = KVM_MP_STATE_RUNNABLE;
+    if (::ioctl(fd_.get(), KVM_SET_MP_STATE, &state) < 0) {
+        return errno_error(fmt::format("KVM_SET_MP_STATE vcpu {}", id_));
+    }
+    return {};
+}
+
 }  // namespace guestvm::kvm

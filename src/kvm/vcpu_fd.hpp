@@ -37,6 +37,10 @@ class VcpuFd {
     Result<Registers> exit_regs() const;
     Status set_exit_regs(const Registers &regs);
 
+    /// KVM_SET_MP_STATE to RUNNABLE: with an in-kernel local APIC, a vCPU other than the
+    /// bootstrap one otherwise waits for INIT/SIPI inside KVM_RUN.
+    Status make_runnable() const;
+
     /// KVM_SET_CPUID2 with these entries (must precede long-mode KVM_SET_SREGS).
     Status set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
 

@@ -47,6 +47,24 @@ int VmFd::check_extension(int cap) const noexcept {
     return r < 0 ? 0 : r;
 }
 
+Status VmFd::create_irqchip_and_pit() const {
+    if (::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) return errno_error("KVM_CREATE_IRQCHIP");
+    kvm_pit_config pit{};
+    pit.flags = KVM_PIT_SPEAKER_DUMMY;
+    if (::ioctl(fd_.get(), KVM_CREATE_PIT2, &pit) < 0) return errno_error("KVM_CREATE_PIT2");
+    return {};
+}
+
+Status VmFd::irq_line(std::uint32_t irq, bool level) const {
+    kvm_irq_level line{};
+    line.irq = irq;
+    line.level = level ? 1 : 0;
+    if (::ioctl(fd_.get(), KVM_IRQ_LINE, &line) < 0) {
+        return errno_error(fmt::format("KVM_IRQ_LINE {} level {}", irq, line.level));
+    }
+    return {};
+}
+
 Status VmFd::set_tss_addr(std::uint64_t gpa) const {
     if (::ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(gpa)) < 0) {
         return errno_error(fmt::format("KVM_SET_TSS_ADDR {:#x}", gpa));

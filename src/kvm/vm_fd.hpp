@@ -32,6 +32,12 @@ class VmFd {
     /// KVM_SET_IDENTITY_MAP_ADDR: one page for KVM's real-mode identity map (Intel hosts).
     Status set_identity_map_addr(std::uint64_t gpa) const;
 
+    /// KVM_CREATE_IRQCHIP (8259 PICs, IOAPIC, a local APIC per vCPU created afterwards) and
+    /// KVM_CREATE_PIT2 (8254 timer, speaker port 0x61 answered in the kernel).
+    Status create_irqchip_and_pit() const;
+    /// KVM_IRQ_LINE: drives GSI `irq` (PIC and IOAPIC pin) to `level`.
+    Status irq_line(std::uint32_t irq, bool level) const;
+
     /// KVM_CHECK_EXTENSION on this VM; 0 when absent.
     int check_extension(int cap) const noexcept;
 

@@ -103,10 +103,10 @@ inline std::unique_ptr<Vm> make_vm(std::shared_ptr<Host> host, const std::string
     auto image = read_file(guest_path(guest));
     EXPECT_TRUE(image) << (image ? "" : image.error().message());
     if (!image) return nullptr;
-    auto loaded = load_elf64((*vm)->vspace(), *image);
+    auto loaded = load_elf((*vm)->vspace(), *image);
     EXPECT_TRUE(loaded) << (loaded ? "" : loaded.error().message());
     if (!loaded) return nullptr;
-    if (entry) *entry = loaded->entry;
+    if (entry) *entry = loaded->entry.rip;
     return std::move(*vm);
 }
 

@@ -126,9 +126,9 @@ TEST(Lifecycle, HandlersRefuseOverlapAndAllOnesPolicyAnswersUnknownPorts) {
     EXPECT_EQ(overlap.error().code(), Errc::kAlreadyExists);
     auto image = read_file(test::guest_path("bad_port"));
     ASSERT_TRUE(image);
-    auto loaded = load_elf64((*vm)->vspace(), *image);
+    auto loaded = load_elf((*vm)->vspace(), *image);
     ASSERT_TRUE(loaded);
-    ASSERT_TRUE((*vm)->start_core(0, loaded->entry, 0));
+    ASSERT_TRUE((*vm)->start_core(0, loaded->entry.rip, 0));
     std::this_thread::sleep_for(30ms);  // the guest ignores the port and halts in a loop
     EXPECT_FALSE((*vm)->stopped());
     (*vm)->stop();

@@ -42,10 +42,34 @@ TEST(Serial8250, RegistersReadBack) {
     EXPECT_EQ(uart.read(1), 0x0f);
     uart.write(4, 0x0b, 0);
     EXPECT_EQ(uart.read(4), 0x0b);
-    EXPECT_EQ(uart.read(2) & 0x01, 0x01);  // no interrupt pending
+    EXPECT_EQ(uart.read(2) & 0x0f, 0x02);  // enabling THRI with THR empty: one interrupt
+    EXPECT_EQ(uart.read(2) & 0x0f, 0x01);  // reading IIR acknowledged it
     uart.write(2, 0x01, 0);                // FIFO on
     EXPECT_EQ(uart.read(2), 0xc1);
     uart.write(0, 'x', 0);  // no sink: discarded, no crash
+}
+
+TEST(Serial8250, ThrEmptyInterruptDrivesTheLineGatedByOut2) {
+    std::vector<bool> edges;
+    Serial8250 uart(nullptr, [&](bool level) { edges.push_back(level); });
+    uart.write(1, 0x02, 0);  // IER: THR empty; pending, but OUT2 is off
+    EXPECT_TRUE(edges.empty());
+    EXPECT_FALSE(uart.irq_level());
+    uart.write(4, 0x08, 0);  // OUT2 connects the line
+    EXPECT_EQ(edges, (std::vector<bool>{true}));
+    EXPECT_EQ(uart.read(2) & 0x0f, 0x02);  // IIR: THR empty, which acknowledges it
+    EXPECT_EQ(edges, (std::vector<bool>{true, false}));
+    EXPECT_EQ(uart.read(2) & 0x0f, 0x01);
+    uart.write(0, 'a', 0);  // a byte sent: THR empty again, a fresh edge
+    EXPECT_EQ(edges, (std::vector<bool>{true, false, true}));
+    uart.write(0, 'b', 0);  // still pending: the line falls and rises again
+    EXPECT_EQ(edges, (std::vector<bool>{true, false, true, false, true}));
+    uart.write(1, 0x00, 0);  // interrupts off: the line falls
+    EXPECT_EQ(edges.back(), false);
+    EXPECT_EQ(uart.read(2) & 0x0f, 0x01);
+    edges.clear();
+    uart.write(0, 'c', 0);  // IER off: no edges
+    EXPECT_TRUE(edges.empty());
 }
 
 TEST(Serial8250, LoopbackEchoesModemLinesAndSwallowsOutput) {

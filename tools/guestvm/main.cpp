@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "builtin_guests.h"
@@ -24,13 +27,22 @@ constexpr int kExitOk = 0;       // the guest powered off, or every vCPU went of
 constexpr int kExitFailure = 1;  // no KVM, bad image, guest fault, unhandled exit, error
 constexpr int kExitUsage = 2;    // bad command line
 constexpr int kExitReset = 3;    // the guest asked for a reset
+constexpr int kExitTimeout = 4;  // --timeout ran out first
 
 struct Options {
     int vcpus = 1;
-    std::string mem = "64M";
+    std::string mem;  // default: 64M, or 512M for a Linux kernel
     bool json = false;
     bool start_all = false;
-    std::string guest;
+    bool irqchip = false;
+    double timeout = 0;
+    std::string guest;      // an ELF executable
+    std::string flat;       // a flat binary
+    std::string load_addr;  // where the flat binary goes
+    std::string kernel;     // a Linux kernel (bzImage or vmlinux)
+    std::string initrd;
+    std::string cmdline;
+    std::string boot = "pvh";
 };
 
 std::optional<std::uint64_t> parse_size(const std::string &text) {
@@ -115,24 +127,76 @@ int fail(const std::string &message) {
     return kExitFailure;
 }
 
-int run(const Options &opt) {
-    auto mem = parse_size(opt.mem);
-    if (!mem) {
-        std::fprintf(stderr, "guestvm: --mem %s: expected a size such as 64M or 1G\n",
-                     opt.mem.c_str());
-        return kExitUsage;
-    }
-    std::vector<std::uint8_t> file;
-    std::span<const std::uint8_t> image(guestvm_guest_demo_start,
+// The image the options name, read and planned against `ram`.
+struct Image {
+    std::string name;
+    std::vector<std::uint8_t> file, initrd;
+    guestvm::LoadPlan plan;
+};
+
+guestvm::Result<Image> plan_image(const Options &opt, std::span<const guestvm::RamRange> ram) {
+    Image img;
+    std::span<const std::uint8_t> bytes(guestvm_guest_demo_start,
                                         guestvm_guest_demo_end - guestvm_guest_demo_start);
-    std::string guest_name = "built-in demo";
-    if (!opt.guest.empty()) {
-        auto read = guestvm::read_file(opt.guest);
-        if (!read) return fail(read.error().message());
-        file = std::move(*read);
-        image = file;
-        guest_name = opt.guest;
+    img.name = "built-in demo";
+    const std::string &path = !opt.kernel.empty() ? opt.kernel
+                              : !opt.flat.empty() ? opt.flat
+                                                  : opt.guest;
+    if (!path.empty()) {
+        GUESTVM_TRY_ASSIGN(file, guestvm::read_file(path));
+        img.file = std::move(file);
+        bytes = img.file;
+        img.name = path;
     }
+    auto in_context = [&](guestvm::Result<guestvm::LoadPlan> plan) -> guestvm::Status {
+        if (!plan) return std::unexpected(std::move(plan).error().context(img.name));
+        img.plan = std::move(*plan);
+        return {};
+    };
+    if (!opt.kernel.empty()) {
+        if (!opt.initrd.empty()) {
+            GUESTVM_TRY_ASSIGN(initrd, guestvm::read_file(opt.initrd));
+            img.initrd = std::move(initrd);
+        }
+        guestvm::LinuxBootOptions linux_opts{opt.cmdline, img.initrd};
+        GUESTVM_TRY(in_context(opt.boot == "bzimage"
+                                   ? guestvm::plan_linux_bzimage(bytes, linux_opts, ram)
+                                   : guestvm::plan_linux_pvh(bytes, linux_opts, ram)));
+    } else if (!opt.flat.empty()) {
+        std::uint64_t at = guestvm::kDefaultFlatLoadAddr;
+        if (!opt.load_addr.empty()) {
+            auto parsed = parse_size(opt.load_addr);
+            if (!parsed) {
+                return guestvm::make_error(guestvm::Errc::kInvalidArgument,
+                                           "--load-addr " + opt.load_addr + ": not an address");
+            }
+            at = *parsed;
+        }
+        GUESTVM_TRY(in_context(guestvm::plan_flat(bytes, ram, at)));
+    } else {
+        GUESTVM_TRY(in_context(guestvm::plan_elf(bytes, ram)));
+    }
+    return img;
+}
+
+int usage(const std::string &message) {
+    std::fprintf(stderr, "guestvm: %s (see guestvm run --help)\n", message.c_str());
+    return kExitUsage;
+}
+
+int run(const Options &opt) {
+    const bool is_kernel = !opt.kernel.empty();
+    if (int n = !opt.guest.empty() + !opt.flat.empty() + is_kernel; n > 1) {
+        return usage("give one of GUEST, --flat and --kernel");
+    }
+    if (!is_kernel && (!opt.initrd.empty() || !opt.cmdline.empty())) {
+        return usage("--initrd and --cmdline go with --kernel");
+    }
+    if (opt.flat.empty() && !opt.load_addr.empty()) return usage("--load-addr goes with --flat");
+    const std::string mem_text = !opt.mem.empty() ? opt.mem : is_kernel ? "512M" : "64M";
+    auto mem = parse_size(mem_text);
+    if (!mem) return usage("--mem " + mem_text + ": expected a size such as 64M or 1G");
+
     auto host = guestvm::Host::create();
     if (!host) return fail(host.error().message());
 
@@ -143,6 +207,7 @@ int run(const Options &opt) {
         } else {
             std::fwrite(text.data(), 1, text.size(), stdout);
             std::fputc('\n', stdout);
+            std::fflush(stdout);
         }
     });
     guestvm::VmConfig config;
@@ -150,25 +215,52 @@ int run(const Options &opt) {
     config.ram_bytes = *mem;
     config.vcpus = opt.vcpus;
     config.serial_sink = buffer.sink();
+    // A kernel probes ports nobody emulates here (PCI, CMOS, ...): answer as absent hardware.
+    config.irqchip = opt.irqchip || is_kernel;
+    if (is_kernel) config.unhandled_io = guestvm::UnhandledIoPolicy::kAllOnes;
     auto vm = guestvm::Vm::create(std::move(*host), std::move(config));
     if (!vm) return fail(vm.error().message());
-    auto loaded = guestvm::load_elf64((*vm)->vspace(), image);
-    if (!loaded) return fail(fmt::format("{}: {}", guest_name, loaded.error().message()));
+    auto ram = guestvm::ram_ranges((*vm)->vspace());
+    auto image = plan_image(opt, ram);
+    if (!image) return fail(image.error().message());
+    const guestvm::LoadPlan &plan = image->plan;
+    if (auto written = guestvm::write_plan((*vm)->vspace(), plan); !written) {
+        return fail(written.error().message());
+    }
+    (*vm)->set_boot_mode(plan.entry.mode);
 
     // The boot vCPU is core 0; with --start-all the VMM also starts core i on vCPU i.
     const int started = opt.start_all ? opt.vcpus : 1;
     for (int core = started - 1; core >= 0; --core) {
-        auto ok = (*vm)->start_core(core, loaded->entry, static_cast<std::uint64_t>(core));
+        guestvm::EntryState entry = plan.entry;
+        if (core != 0) entry.rdi = static_cast<std::uint64_t>(core);
+        auto ok = (*vm)->start_core(core, entry);
         if (!ok) return fail(ok.error().message());
     }
+    std::jthread timer;
+    if (opt.timeout > 0) {
+        timer = std::jthread([&vm, timeout = opt.timeout](std::stop_token stop) {
+            std::mutex m;
+            std::condition_variable_any cv;
+            std::unique_lock lock(m);
+            if (!cv.wait_for(lock, stop, std::chrono::duration<double>(timeout),
+                             [] { return false; })) {
+                (*vm)->stop({StopReason::kRequested, fmt::format("--timeout {} s", timeout)});
+            }
+        });
+    }
     guestvm::StopInfo stop = (*vm)->run();
+    const bool timed_out = timer.joinable() && !timer.get_stop_source().stop_requested() &&
+                           stop.reason == StopReason::kRequested;
+    timer = {};
     buffer.flush();
     std::vector<Row> rows = util_table(**vm);
     guestvm::ExitCounts total = (*vm)->exit_counts();
 
     if (opt.json) {
         nlohmann::json doc;
-        doc["guest"] = guest_name;
+        doc["guest"] = image->name;
+        doc["format"] = plan.format;
         doc["stop"] = {{"reason", guestvm::stop_reason_name(stop.reason)},
                        {"message", stop.message},
                        {"vcpu", stop.vcpu}};
@@ -219,7 +311,7 @@ int run(const Options &opt) {
         std::puts(summary.c_str());
     }
     std::fflush(stdout);
-    int status = exit_status(stop.reason);
+    int status = timed_out ? kExitTimeout : exit_status(stop.reason);
     if (status == kExitFailure) {
         std::fprintf(stderr, "guestvm: guest stopped: %s: %s\n",
                      guestvm::stop_reason_name(stop.reason), stop.message.c_str());
@@ -234,17 +326,36 @@ int main(int argc, char **argv) {
     app.require_subcommand(1);
     app.footer(
         "Exit status: 0 the guest powered off or every vCPU went off; 1 failure (no KVM, bad "
-        "image, guest fault, unhandled exit); 2 bad command line; 3 the guest asked for a reset.");
+        "image, guest fault, unhandled exit); 2 bad command line; 3 the guest asked for a reset; "
+        "4 --timeout ran out.");
     Options opt;
     CLI::App *run_cmd =
         app.add_subcommand("run", "Run a guest (the built-in SMP demo when no GUEST is given)");
     run_cmd->add_option("--vcpus", opt.vcpus, "Number of vCPUs (1..KVM's maximum)")
         ->check(CLI::Range(1, 1 << 16));
-    run_cmd->add_option("--mem", opt.mem, "Guest RAM, e.g. 64M, 1G (default 64M)");
     run_cmd->add_flag("--json", opt.json, "Print one JSON document (guest output included)");
     run_cmd->add_flag("--start-all", opt.start_all,
                       "The VMM starts every vCPU (core i on vCPU i) instead of only core 0");
-    run_cmd->add_option("GUEST", opt.guest, "ELF64 x86-64 executable to run");
+    run_cmd->add_option("--mem", opt.mem,
+                        "Guest RAM, e.g. 64M, 1G (default 64M; 512M with --kernel)");
+    run_cmd->add_flag("--irqchip", opt.irqchip,
+                      "KVM's in-kernel PIC/IOAPIC/LAPIC and PIT (always on with --kernel)");
+    run_cmd->add_option("--timeout", opt.timeout, "Stop the VM after this many seconds (exit 4)")
+        ->check(CLI::PositiveNumber);
+    run_cmd->add_option("--kernel", opt.kernel,
+                        "Linux kernel to boot: a bzImage or an uncompressed vmlinux");
+    run_cmd->add_option("--initrd", opt.initrd, "Initial ramdisk for --kernel");
+    run_cmd->add_option("--cmdline", opt.cmdline, "Kernel command line for --kernel");
+    run_cmd
+        ->add_option("--boot", opt.boot,
+                     "How to enter --kernel: pvh (decompressed on the host, default) or "
+                     "bzimage (the boot protocol's 64-bit entry)")
+        ->check(CLI::IsMember({"pvh", "bzimage"}));
+    run_cmd->add_option("--flat", opt.flat, "Flat binary to run in real mode");
+    run_cmd->add_option("--load-addr", opt.load_addr,
+                        "Where --flat goes, below 1 MiB (default 0x10000: CS:IP 1000:0000)");
+    run_cmd->add_option("GUEST", opt.guest,
+                        "ELF executable to run: ELF64 (long mode) or ELF32 (protected mode)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp &e) {

@@ -51,13 +51,14 @@ Segment real_segment(std::uint16_t selector, bool code) {
 
 }  // namespace
 
-Status install_boot_tables(GuestVSpace &memory, BootMode mode, std::uint64_t cover) {
-    std::array<std::uint64_t, 4> gdt{0, mode == BootMode::kLong64 ? kGdtCode64 : kGdtCode32,
-                                     kGdtData, kGdtCode32};
+Status install_boot_tables(GuestVSpace &memory, std::uint64_t cover) {
+    const std::array<std::uint64_t, 12> gdts{0, kGdtCode64, kGdtData,   kGdtCode32,  // long
+                                             0, kGdtCode32, kGdtData,   kGdtCode32,  // 32-bit
+                                             0, 0,          kGdtCode64, kGdtData};   // Linux
+    static_assert(kGdt32Addr == kGdtAddr + 32 && kGdtLinuxAddr == kGdtAddr + 64);
     GUESTVM_TRY(
         memory.write(GuestPhysAddr(kGdtAddr),
-                     std::span(reinterpret_cast<const std::uint8_t *>(gdt.data()), sizeof(gdt))));
-    if (mode != BootMode::kLong64) return {};
+                     std::span(reinterpret_cast<const std::uint8_t *>(gdts.data()), sizeof(gdts))));
     std::uint64_t gib = (cover + (1ull << 30) - 1) >> 30;
     if (gib * 4096 > kBootAreaEnd - kPdAddr) {
         return make_error(Errc::kInvalidArgument,
@@ -95,55 +96,66 @@ std::vector<kvm_cpuid_entry2> vcpu_cpuid(std::span<const kvm_cpuid_entry2> suppo
     return out;
 }
 
-Status apply_boot_state(const kvm::VcpuFd &vcpu, BootMode mode, std::uint64_t entry,
-                        std::uint64_t arg) {
+Status apply_entry_state(const kvm::VcpuFd &vcpu, const EntryState &state) {
     GUESTVM_TRY_ASSIGN(s, vcpu.get_sregs());
     Registers regs;
     regs.rflags = 0x2;  // interrupts off
-    regs.rdi = arg;
-    regs.rsp = 0;
-    switch (mode) {
-        case BootMode::kLong64:
-            s.cs = flat_segment(kCodeSelector, true, true);
-            s.ds = s.es = s.fs = s.gs = s.ss = flat_segment(kDataSelector, false, true);
-            s.gdt = {kGdtAddr, 4 * 8 - 1};
+    regs.rdi = state.rdi;
+    regs.rsi = state.rsi;
+    regs.rbx = state.rbx;
+    regs.rsp = state.rsp;
+    regs.rip = state.rip;
+    switch (state.mode) {
+        case BootMode::kLong64: {
+            const std::uint16_t code = state.linux_selectors ? 0x10 : kCodeSelector;
+            const std::uint16_t data = state.linux_selectors ? 0x18 : kDataSelector;
+            s.cs = flat_segment(code, true, true);
+            s.ds = s.es = s.fs = s.gs = s.ss = flat_segment(data, false, true);
+            s.gdt = {state.linux_selectors ? kGdtLinuxAddr : kGdtAddr, 4 * 8 - 1};
             s.idt = {0, 0};
             s.cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Pg;
             s.cr3 = kPml4Addr;
             s.cr4 = kCr4Pae;
             s.efer = kEferLme | kEferLma;
-            regs.rip = entry;
             break;
+        }
         case BootMode::kProtected32:
-            if (entry > 0xffffffffull) {
+            if (state.rip > 0xffffffffull) {
                 return make_error(Errc::kInvalidArgument,
-                                  fmt::format("32-bit entry {:#x} above 4 GiB", entry));
+                                  fmt::format("32-bit entry {:#x} above 4 GiB", state.rip));
             }
             s.cs = flat_segment(kCodeSelector, true, false);
             s.ds = s.es = s.fs = s.gs = s.ss = flat_segment(kDataSelector, false, false);
-            s.gdt = {kGdtAddr, 4 * 8 - 1};
+            s.gdt = {kGdt32Addr, 4 * 8 - 1};
             s.idt = {0, 0};
             s.cr0 = kCr0Pe | kCr0Et;
             s.cr3 = 0;
             s.cr4 = 0;
             s.efer = 0;
-            regs.rip = entry;
-            regs.rdi = arg & 0xffffffffu;
+            regs.rdi &= 0xffffffffu;
+            regs.rsi &= 0xffffffffu;
+            regs.rbx &= 0xffffffffu;
+            regs.rsp &= 0xffffffffu;
             break;
         case BootMode::kReal16: {
-            if (entry >= 0x100000) {
+            if (state.rip >= 0x100000) {
                 return make_error(Errc::kInvalidArgument,
-                                  fmt::format("real-mode entry {:#x} above 1 MiB", entry));
+                                  fmt::format("real-mode entry {:#x} above 1 MiB", state.rip));
             }
-            auto seg = static_cast<std::uint16_t>((entry >> 4) & 0xf000);
+            auto seg = static_cast<std::uint16_t>((state.rip >> 4) & 0xf000);
             s.cs = real_segment(seg, true);
             s.ds = s.es = s.fs = s.gs = s.ss = real_segment(seg, false);
+            s.gdt = {0, 0xffff};
+            s.idt = {0, 0x3ff};  // the real-mode interrupt vector table
             s.cr0 = kCr0Et;
             s.cr3 = 0;
             s.cr4 = 0;
             s.efer = 0;
-            regs.rip = entry - (std::uint64_t{seg} << 4);
-            regs.rdi = arg & 0xffffu;
+            regs.rip = state.rip - (std::uint64_t{seg} << 4);
+            regs.rdi &= 0xffffu;
+            regs.rsi &= 0xffffu;
+            regs.rbx &= 0xffffu;
+            regs.rsp &= 0xffffu;
             break;
         }
     }
