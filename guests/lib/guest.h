@@ -21,6 +21,16 @@ static inline long platform_call(unsigned fn, unsigned long a, unsigned long b, 
     return rax;
 }
 
+static inline unsigned char inb(unsigned short port) {
+    unsigned char v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline void outb(unsigned short port, unsigned char v) {
+    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 
 void serial_putc(char c);

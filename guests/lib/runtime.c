@@ -3,16 +3,6 @@
 #define COM1 0x3f8
 #define LSR_THRE 0x20
 
-static inline unsigned char inb(unsigned short port) {
-    unsigned char v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
-static inline void outb(unsigned short port, unsigned char v) {
-    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
 void serial_putc(char c) {
     while ((inb(COM1 + 5) & LSR_THRE) == 0) cpu_relax();
     outb(COM1, (unsigned char)c);
