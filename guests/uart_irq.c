@@ -1,7 +1,8 @@
 /* uart_irq: takes the UART's interrupt. Routes IRQ 4 through the 8259 PIC (vectors 0x20..) to
  * an IDT gate, lets the PIC through the local APIC (LVT0 as ExtINT), enables the UART's
  * "transmitter empty" interrupt with OUT2 set, and waits with HLT. Needs the in-kernel irqchip.
- * Reports each interrupt's IIR, then powers off. */
+ * Reports each interrupt's IIR; then waits for IRQ 3, which only the VMM can raise, and powers
+ * off. */
 #include "guest.h"
 
 #define COM1 0x3f8
@@ -21,6 +22,12 @@ struct idt_gate {
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static volatile int interrupts;
 static volatile unsigned char iir_seen[8];
+static volatile int irq3_taken;
+
+void irq3_handler(void) {
+    irq3_taken = 1;
+    outb(PIC1, 0x20);
+}
 
 void uart_irq_handler(void) {
     unsigned char iir = inb(COM1 + 2);  // reading IIR acknowledges "transmitter empty"
@@ -29,15 +36,27 @@ void uart_irq_handler(void) {
     outb(PIC1, 0x20);  // end of interrupt
 }
 
-extern char uart_irq_stub[];
-__asm__(".text\n"
-        "uart_irq_stub:\n"
-        "  push %rax; push %rcx; push %rdx; push %rsi; push %rdi\n"
-        "  push %r8; push %r9; push %r10; push %r11\n"
-        "  call uart_irq_handler\n"
-        "  pop %r11; pop %r10; pop %r9; pop %r8\n"
-        "  pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rax\n"
-        "  iretq\n");
+/* Interrupt stubs: save the caller-saved registers around a C handler. */
+#define IRQ_STUB(name, handler)                                  \
+    __asm__(".text\n" #name ":\n"                                \
+            "  push %rax; push %rcx; push %rdx; push %rsi; push %rdi\n" \
+            "  push %r8; push %r9; push %r10; push %r11\n"          \
+            "  call " #handler "\n"                                 \
+            "  pop %r11; pop %r10; pop %r9; pop %r8\n"              \
+            "  pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rax\n"  \
+            "  iretq\n")
+extern char uart_irq_stub[], irq3_stub[];
+IRQ_STUB(uart_irq_stub, uart_irq_handler);
+IRQ_STUB(irq3_stub, irq3_handler);
+
+static void set_gate(int vector, char *stub) {
+    unsigned long handler = (unsigned long)stub;
+    unsigned short cs;
+    __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+    idt[vector] = (struct idt_gate){(unsigned short)handler, cs, 0, 0x8e,
+                                    (unsigned short)(handler >> 16),
+                                    (unsigned int)(handler >> 32), 0};
+}
 
 static void lapic_write(unsigned reg, unsigned value) {
     *(volatile unsigned *)(LAPIC + reg) = value;
@@ -49,12 +68,8 @@ static void wait_for(int n) {
 
 void guest_main(unsigned long core) {
     (void)core;
-    unsigned long handler = (unsigned long)uart_irq_stub;
-    unsigned short cs;
-    __asm__ volatile("mov %%cs, %0" : "=r"(cs));
-    idt[UART_VECTOR] = (struct idt_gate){(unsigned short)handler, cs, 0, 0x8e,
-                                         (unsigned short)(handler >> 16),
-                                         (unsigned int)(handler >> 32), 0};
+    set_gate(UART_VECTOR, uart_irq_stub);
+    set_gate(IRQ_BASE + 3, irq3_stub);
     struct __attribute__((packed)) {
         unsigned short limit;
         unsigned long base;
@@ -70,7 +85,7 @@ void guest_main(unsigned long core) {
     outb(PIC2 + 1, 0x02);
     outb(PIC1 + 1, 0x01);
     outb(PIC2 + 1, 0x01);
-    outb(PIC1 + 1, (unsigned char)~(1u << 4));
+    outb(PIC1 + 1, (unsigned char)~((1u << 4) | (1u << 3)));
     outb(PIC2 + 1, 0xff);
     // Local APIC: software-enabled, LINT0 delivers the PIC's interrupts (ExtINT).
     lapic_write(0xf0, 0x1ff);
@@ -103,5 +118,12 @@ void guest_main(unsigned long core) {
     serial_put_dec(interrupts);
     serial_puts(" interrupts on vector ");
     serial_put_hex(UART_VECTOR, 2);
+    serial_putc('\n');
+
+    // IRQ 3 has no device here: the VMM raises it (Vm::pulse_irq / vm_inject_irq).
+    serial_puts("uart_irq: waiting for IRQ 3\n");
+    while (!irq3_taken) __asm__ volatile("sti; hlt; cli" ::: "memory");
+    serial_puts("uart_irq: IRQ 3 taken on vector ");
+    serial_put_hex(IRQ_BASE + 3, 2);
     serial_putc('\n');
 }

@@ -159,7 +159,10 @@ class Vm {
     Status start_core(int core, const EntryState &state);
 
     // ---- interrupts (VmConfig::irqchip) ----
-    bool has_irqchip() const noexcept { return config_.irqchip; }
+    bool has_irqchip() const noexcept { return irqchip_.load(std::memory_order_acquire); }
+    /// Creates the in-kernel interrupt controllers and timer now (VmConfig::irqchip does it at
+    /// create). KVM allows it only before the first vCPU: kBadState after; idempotent.
+    Status enable_irqchip();
     /// Drives guest interrupt line `irq` (GSI 0..23: the 8259 PIC pin for 0..15 and the IOAPIC
     /// pin) high or low. kBadState without the irqchip; kInvalidArgument for another line.
     Status set_irq_line(int irq, bool level);
@@ -244,6 +247,8 @@ class Vm {
     std::array<EventHandler, 6> event_handlers_;  // by ExitEvent::Kind, guarded by bus_mutex_
 
     std::atomic<BootMode> boot_mode_;
+    std::atomic<bool> irqchip_{false};
+    std::mutex irqchip_mutex_;
     std::atomic<int> online_count_{0};
     std::atomic<bool> ever_started_{false};
     std::atomic<bool> running_{false};  // run() has been called: "all vCPUs off" stops the VM

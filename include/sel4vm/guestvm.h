@@ -40,7 +40,8 @@ typedef struct guestvm_vm_options {
 int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *options);
 
 /**
- * Loads an ELF64 x86-64 executable into guest RAM and sets vm->entry to its entry point.
+ * Loads an ELF executable into guest RAM and sets vm->entry to its entry point: ELF64 x86-64
+ * (the VM's boot mode becomes 64-bit long mode) or ELF32 i386 (32-bit protected mode).
  * @return 0 on success, -1 on error (NULL arguments, unreadable or malformed image, segments
  *         outside RAM); guest memory is untouched on error.
  */

@@ -106,12 +106,12 @@ Status Vm::setup() {
         }
         GUESTVM_TRY(ensure_boot_tables());
     }
-    if (config_.irqchip) GUESTVM_TRY(fd_->create_irqchip_and_pit());
+    if (config_.irqchip) GUESTVM_TRY(enable_irqchip());
     if (config_.serial) {
-        Serial8250::IrqLine irq;
-        if (config_.irqchip) {
-            irq = [this](bool level) { (void)set_irq_line(Serial8250::kIrq, level); };
-        }
+        // The line goes nowhere until the VM has an interrupt controller.
+        auto irq = [this](bool level) {
+            if (has_irqchip()) (void)fd_->irq_line(Serial8250::kIrq, level);
+        };
         devices_->serial = std::make_unique<Serial8250>(config_.serial_sink, std::move(irq));
         Serial8250 *serial = devices_->serial.get();
         GUESTVM_TRY(add_io_handler(
@@ -249,11 +249,26 @@ Status Vm::start_core(int core, const EntryState &state) {
     return (*vcpu)->start(state);
 }
 
+Status Vm::enable_irqchip() {
+    // Under the assignment lock, which vCPU creation takes too: no vCPU appears meanwhile.
+    std::lock_guard lock(assign_mutex_);
+    if (has_irqchip()) return {};
+    if (vcpu_count() != 0) {
+        return make_error(Errc::kBadState,
+                          fmt::format("VM {}: the interrupt controller must be created before "
+                                      "the first vCPU ({} exist)",
+                                      config_.name, vcpu_count()));
+    }
+    GUESTVM_TRY(fd_->create_irqchip_and_pit());
+    irqchip_.store(true, std::memory_order_release);
+    return {};
+}
+
 Status Vm::set_irq_line(int irq, bool level) {
-    if (!config_.irqchip) {
+    if (!has_irqchip()) {
         return make_error(Errc::kBadState,
                           fmt::format("VM {}: IRQ {}: the VM has no interrupt controller "
-                                      "(VmConfig::irqchip)",
+                                      "(VmConfig::irqchip, Vm::enable_irqchip)",
                                       config_.name, irq));
     }
     if (irq < 0 || irq >= kIrqLines) {

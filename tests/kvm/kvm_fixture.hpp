@@ -62,6 +62,14 @@ class Capture {
         std::lock_guard lock(mu_);
         return lines_;
     }
+    /// Whether a complete line contains `needle`; safe while the guest runs (no flush, so a
+    /// line being written is not cut in two).
+    bool has_complete_line(const std::string &needle) {
+        std::lock_guard lock(mu_);
+        for (auto &[v, l] : lines_)
+            if (l.find(needle) != std::string::npos) return true;
+        return false;
+    }
     bool contains(const std::string &needle) {
         for (const auto &l : lines())
             if (l.find(needle) != std::string::npos) return true;

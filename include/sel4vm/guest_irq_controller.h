@@ -1,0 +1,36 @@
+/*
+ * guestvm — libsel4vm's guest_irq_controller.h: the VM's interrupt controller and guest IRQs.
+ * On guestvm the controller is KVM's in-kernel one (two 8259 PICs, an IOAPIC, a local APIC per
+ * vCPU, and an 8254 timer); IRQ n is GSI n: PIC pin n for 0..15 and IOAPIC pin n for 0..23.
+ */
+#pragma once
+
+#include <sel4vm/guest_vm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Creates the VM's interrupt controller. Call after vm_init and before vm_create_vcpu (KVM
+ * allows it only while the VM has no vCPU); calling it again is harmless.
+ * @return 0 on success, -1 on error (NULL/uninitialised vm, vCPUs already created)
+ */
+int vm_create_default_irq_controller(vm_t *vm);
+
+/**
+ * Raises an edge on guest interrupt line `irq` (high, then low).
+ * @param vcpu  any vCPU of the VM (the controller routes the interrupt)
+ * @return 0 on success, -1 on error (NULL vcpu, no interrupt controller, irq outside 0..23)
+ */
+int vm_inject_irq(vm_vcpu_t *vcpu, int irq);
+
+/**
+ * Drives guest interrupt line `irq` to `irq_level` (0 low, anything else high).
+ * @return 0 on success, -1 on error (as vm_inject_irq)
+ */
+int vm_set_irq_level(vm_vcpu_t *vcpu, int irq, int irq_level);
+
+#ifdef __cplusplus
+}
+#endif

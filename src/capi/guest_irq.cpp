@@ -1,0 +1,37 @@
+// libsel4vm's guest_irq_controller.h over KVM's in-kernel irqchip.
+#include <fmt/format.h>
+
+#include "capi/capi_internal.hpp"
+#include "sel4vm/guest_irq_controller.h"
+
+using guestvm::capi::fail;
+using guestvm::capi::guarded;
+using guestvm::capi::vcpu_of;
+using guestvm::capi::vm_of;
+
+int vm_create_default_irq_controller(vm_t *vm) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("vm_create_default_irq_controller: NULL or uninitialised vm");
+        auto made = v->enable_irqchip();
+        return made ? 0 : fail(made.error());
+    });
+}
+
+int vm_set_irq_level(vm_vcpu_t *vcpu, int irq, int irq_level) {
+    return guarded(-1, [&] {
+        guestvm::Vcpu *v = vcpu_of(vcpu);
+        if (v == nullptr) return fail("vm_set_irq_level: NULL vcpu");
+        auto done = v->vm().set_irq_line(irq, irq_level != 0);
+        return done ? 0 : fail(done.error());
+    });
+}
+
+int vm_inject_irq(vm_vcpu_t *vcpu, int irq) {
+    return guarded(-1, [&] {
+        guestvm::Vcpu *v = vcpu_of(vcpu);
+        if (v == nullptr) return fail("vm_inject_irq: NULL vcpu");
+        auto done = v->vm().pulse_irq(irq);
+        return done ? 0 : fail(done.error());
+    });
+}
