@@ -86,6 +86,8 @@ Result<LoadPlan> plan_flat(std::span<const std::uint8_t> image, std::span<const 
 struct LinuxBootOptions {
     std::string cmdline;
     std::span<const std::uint8_t> initrd;  ///< empty: none
+    /// Largest kernel a bzImage's payload may decompress to (PVH).
+    std::uint64_t max_kernel_bytes = 1ull << 30;
 };
 
 /// Linux by PVH: `kernel` is an uncompressed vmlinux (ELF with a XEN_ELFNOTE_PHYS32_ENTRY note)

@@ -150,7 +150,7 @@ Result<LoadPlan> plan_linux_pvh(std::span<const std::uint8_t> kernel,
     std::span<const std::uint8_t> vmlinux = kernel;
     if (looks_like_bzimage(kernel)) {
         GUESTVM_TRY_ASSIGN(header, parse_bzimage(kernel));
-        GUESTVM_TRY_ASSIGN(unpacked, decompress_kernel(header.payload));
+        GUESTVM_TRY_ASSIGN(unpacked, decompress_kernel(header.payload, options.max_kernel_bytes));
         auto owned = std::make_shared<const std::vector<std::uint8_t>>(std::move(unpacked));
         vmlinux = *owned;
         plan.owned.push_back(std::move(owned));

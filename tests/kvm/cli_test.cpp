@@ -135,5 +135,59 @@ TEST(Cli, GuestFaultsAndResetGiveTheirStatus) {
     EXPECT_NE(each.out.find("core 2: hello"), std::string::npos);
 }
 
+TEST(Cli, LoaderFlagsAreCheckedBeforeAnythingRuns) {
+    const std::string g = std::string(GUESTVM_GUEST_DIR) + "/";
+    for (const char *args :
+         {"run --flat a.bin --kernel b", "run --kernel a --flat b", "run x.elf --flat a.bin",
+          "run --initrd r x.elf", "run --cmdline s x.elf", "run --load-addr 0x7c00 x.elf",
+          "run --kernel k --boot elf", "run --timeout -1",
+          "run --flat a.bin --load-addr nowhere"}) {
+        Ran r = run_cli(args);
+        EXPECT_EQ(r.status, std::string(args).find("nowhere") != std::string::npos ? 1 : 2)
+            << args << "\n"
+            << r.out;
+        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << "\n" << r.out;
+    }
+    GUESTVM_REQUIRE_KVM(host);
+    Ran high = run_cli("run --flat " + g + "real_mode.bin --load-addr 0x100000");
+    EXPECT_EQ(high.status, 1);
+    EXPECT_NE(high.out.find("below 1 MiB"), std::string::npos) << high.out;
+    Ran no_note = run_cli("run --kernel " + test::guest_path("tiny"));
+    EXPECT_EQ(no_note.status, 1);
+    EXPECT_NE(no_note.out.find("CONFIG_PVH"), std::string::npos) << no_note.out;
+}
+
+TEST(Cli, RunsEachImageFormat) {
+    GUESTVM_REQUIRE_KVM(host);
+    const std::string g = std::string(GUESTVM_GUEST_DIR) + "/";
+    Ran flat = run_cli("run --flat " + g + "real_mode.bin --load-addr 0x7c00");
+    EXPECT_EQ(flat.status, 0) << flat.out;
+    EXPECT_EQ(flat.out.rfind("real mode: cs=0x0000 ip=0x7c00 cr0.pe=0x0000\n", 0), 0u) << flat.out;
+    Ran elf32 = run_cli("run " + g + "probe32.elf");
+    EXPECT_EQ(elf32.status, 0) << elf32.out;
+    EXPECT_EQ(elf32.out.rfind("probe32: cr0.pe=1 cr0.pg=0 cs=0x08 entry=elf\n", 0), 0u);
+    Ran pvh = run_cli("run --mem 32M --kernel " + g + "probe32.elf --cmdline 'a b c' --initrd " +
+                          g + "real_mode.bin --json",
+                      false);
+    EXPECT_EQ(pvh.status, 0) << pvh.out;
+    auto doc = nlohmann::json::parse(pvh.out, nullptr, false);
+    ASSERT_FALSE(doc.is_discarded()) << pvh.out;
+    EXPECT_EQ(doc["format"], "linux-pvh");
+    std::string serial;
+    for (const auto &l : doc["serial"]) serial += l["line"].get<std::string>() + "\n";
+    EXPECT_NE(serial.find("pvh: cmdline=a b c\n"), std::string::npos) << serial;
+    EXPECT_NE(serial.find("pvh: memmap 0x0000000000100000 0x0000000001f00000 type=1"),
+              std::string::npos)
+        << serial;
+    EXPECT_NE(serial.find("modules=1"), std::string::npos) << serial;
+    Ran bz = run_cli("run --kernel " + g + "bzimage_probe.bin --boot bzimage --cmdline x=1");
+    EXPECT_EQ(bz.status, 0) << bz.out;
+    EXPECT_NE(bz.out.find("bzimage64: cmdline=x=1\n"), std::string::npos) << bz.out;
+    Ran irq = run_cli("run --irqchip --timeout 3 " + test::guest_path("uart_irq"));
+    EXPECT_EQ(irq.status, 4) << irq.out;  // it waits for an IRQ 3 nobody raises
+    EXPECT_NE(irq.out.find("uart_irq: 3 interrupts on vector 0x24"), std::string::npos) << irq.out;
+    EXPECT_NE(irq.out.find("requested (--timeout 3 s)"), std::string::npos) << irq.out;
+}
+
 }  // namespace
 }  // namespace guestvm
