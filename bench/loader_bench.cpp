@@ -71,26 +71,18 @@ void BM_DebianPayloadBareLz4(benchmark::State &state) {
 }
 BENCHMARK(BM_DebianPayloadBareLz4)->Unit(benchmark::kMillisecond);
 
-void BM_PlanDebianKernelPvh(benchmark::State &state) {
+// A whole Linux plan of Debian's kernel by `planner` (PVH decompresses; bzImage does not).
+template <auto Planner>
+void BM_PlanDebianKernel(benchmark::State &state) {
     if (debian_kernel().empty())
         return state.SkipWithError("no kernel: run scripts/fetch-linux.sh");
     for (auto _ : state) {
-        auto plan = guestvm::plan_linux_pvh(debian_kernel(), {"console=ttyS0", {}}, kRam);
+        auto plan = Planner(debian_kernel(), {"console=ttyS0", {}}, kRam);
         if (!plan) return state.SkipWithError(plan.error().message().c_str());
         benchmark::DoNotOptimize(plan);
     }
 }
-BENCHMARK(BM_PlanDebianKernelPvh)->Unit(benchmark::kMillisecond);
-
-void BM_PlanDebianKernelBzImage(benchmark::State &state) {
-    if (debian_kernel().empty())
-        return state.SkipWithError("no kernel: run scripts/fetch-linux.sh");
-    for (auto _ : state) {
-        auto plan = guestvm::plan_linux_bzimage(debian_kernel(), {"console=ttyS0", {}}, kRam);
-        if (!plan) return state.SkipWithError(plan.error().message().c_str());
-        benchmark::DoNotOptimize(plan);
-    }
-}
-BENCHMARK(BM_PlanDebianKernelBzImage)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PlanDebianKernel<guestvm::plan_linux_pvh>)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PlanDebianKernel<guestvm::plan_linux_bzimage>)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

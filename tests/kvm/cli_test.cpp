@@ -183,6 +183,10 @@ TEST(Cli, RunsEachImageFormat) {
     Ran bz = run_cli("run --kernel " + g + "bzimage_probe.bin --boot bzimage --cmdline x=1");
     EXPECT_EQ(bz.status, 0) << bz.out;
     EXPECT_NE(bz.out.find("bzimage64: cmdline=x=1\n"), std::string::npos) << bz.out;
+    // With the in-kernel local APICs, cores the guest starts must still run (not wait for SIPI).
+    Ran smp = run_cli("run --irqchip --vcpus 4");
+    EXPECT_EQ(smp.status, 0) << smp.out;
+    EXPECT_NE(smp.out.find("4 of 4 cores came up"), std::string::npos) << smp.out;
     Ran irq = run_cli("run --irqchip --timeout 3 " + test::guest_path("uart_irq"));
     EXPECT_EQ(irq.status, 4) << irq.out;  // it waits for an IRQ 3 nobody raises
     EXPECT_NE(irq.out.find("uart_irq: 3 interrupts on vector 0x24"), std::string::npos) << irq.out;
