@@ -12,13 +12,10 @@
 #include <vector>
 
 #include "bench_util.hpp"
-#include "guestvm/loader.hpp"
-#include "guestvm/vm.hpp"
-#include "raw_kvm_lib.h"
+#include "exit_rate.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 void BM_region_lookup(benchmark::State &state) {
     auto host = guestvm::bench::shared_host();
@@ -103,50 +100,23 @@ void BM_memcpy_same_memory(benchmark::State &state) {
 BENCHMARK(BM_memcpy_same_memory)->Arg(64)->Arg(4096)->Arg(65536);
 
 void BM_guestvm_mmio_exit(benchmark::State &state) {
-    auto host = guestvm::bench::shared_host();
-    if (!host) return state.SkipWithError("no usable /dev/kvm");
-    guestvm::VmConfig config;
-    config.ram_bytes = 4 << 20;
-    auto vm = guestvm::Vm::create(host, config);
-    auto loaded = vm ? guestvm::load_elf((*vm)->vspace(), guestvm::bench::guest_image("mmio_loop"))
-                     : std::unexpected(vm.error());
-    if (!loaded) return state.SkipWithError("set-up failed");
-    std::atomic<std::uint64_t> exits{0};
-    (void)(*vm)->vspace().reserve(guestvm::GuestPhysAddr(0xd0000000), 0x1000, "bench",
+    guestvm::bench::guestvm_exit_rate(state, "mmio_loop", [](guestvm::Vm &vm, auto &exits) {
+        (void)vm.vspace().reserve(guestvm::GuestPhysAddr(0xd0000000), 0x1000, "bench",
                                   [&](guestvm::ExitContext &, guestvm::MmioAccess &a) {
                                       std::memset(a.data.data(), 0, a.data.size());
                                       exits.fetch_add(1, std::memory_order_relaxed);
                                       return guestvm::ExitAction::kContinue;
                                   });
-    if (!(*vm)->start_core(0, loaded->entry.rip, 0)) return state.SkipWithError("start failed");
-    guestvm::bench::measure_event_rate(state,
-                                       [&] { return exits.load(std::memory_order_relaxed); });
-    (*vm)->stop();
-    (*vm)->run();
+    });
 }
 BENCHMARK(BM_guestvm_mmio_exit)->UseManualTime()->MinTime(2.0);
 
 void BM_raw_kvm_mmio_exit(benchmark::State &state) {
-    rawkvm vm;
-    auto elf = guestvm::bench::guest_image("mmio_loop");
-    if (rawkvm_open(&vm, 4 << 20) < 0 || rawkvm_load_elf(&vm, elf.data(), elf.size()) < 0 ||
-        rawkvm_setup_long_mode(&vm, vm.entry) < 0) {
-        rawkvm_close(&vm);
-        return state.SkipWithError("raw KVM setup failed (no /dev/kvm?)");
-    }
-    constexpr std::uint64_t kBatch = 2000;
-    while (state.KeepRunningBatch(kBatch)) {
-        auto t0 = Clock::now();
-        for (std::uint64_t i = 0; i < kBatch; ++i) {
-            if (rawkvm_run_once(&vm) != KVM_EXIT_MMIO) {
-                rawkvm_close(&vm);
-                return state.SkipWithError("unexpected exit");
-            }
-            std::memset(vm.run->mmio.data, 0, sizeof vm.run->mmio.data);
-        }
-        state.SetIterationTime(std::chrono::duration<double>(Clock::now() - t0).count());
-    }
-    rawkvm_close(&vm);
+    guestvm::bench::raw_kvm_exit_rate(state, "mmio_loop", [](rawkvm &vm, int exit) {
+        if (exit != KVM_EXIT_MMIO) return false;
+        std::memset(vm.run->mmio.data, 0, sizeof vm.run->mmio.data);
+        return true;
+    });
 }
 BENCHMARK(BM_raw_kvm_mmio_exit)->UseManualTime()->MinTime(2.0);
 
