@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs a build into a fresh prefix, then builds the examples against it twice — a C program
+# with `cc $(pkg-config --cflags --libs guestvm)` and a CMake project with find_package(guestvm)
+# — and runs what was built (a missing /dev/kvm is fine: the examples then exit 77).
+#   check_install.sh BUILD_DIR SOURCE_DIR GUEST_DIR
+set -euo pipefail
+build=$1 src=$2 guests=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+test -f "$work/prefix/lib/libguestvm.a"
+test -f "$work/prefix/include/sel4vm/guest_vm_util.h"
+test -f "$work/prefix/include/guestvm/vm.hpp"
+
+run() {  # run NAME EXPECTED CMD...: passes on EXPECTED in the output, or on status 77 (no KVM)
+    local name=$1 expected=$2; shift 2
+    local out status=0
+    out=$("$@" 2>&1) || status=$?
+    if [[ $status -eq 77 ]]; then echo "$name: built; not run (no usable /dev/kvm)"; return; fi
+    if [[ $status -ne 0 || "$out" != *"$expected"* ]]; then
+        echo "$name: status $status, wanted \"$expected\" in:"; echo "$out"; exit 1
+    fi
+    echo "$name: ok"
+}
+
+export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Wextra -Werror "$src/examples/c_vmm.c" -o "$work/c_vmm_pkgconfig" \
+    $(pkg-config --cflags --libs guestvm)
+run "pkg-config C VMM" "2 of 2 cores came up" "$work/c_vmm_pkgconfig" "$guests/demo.elf" 2
+
+cmake -S "$src/tests/install/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$work/prefix" \
+      -DGUESTVM_EXAMPLES="$src/examples" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$work/consumer" -j2 >/dev/null
+run "find_package C VMM" "2 of 2 cores came up" "$work/consumer/c_vmm" "$guests/demo.elf" 2
+run "find_package C++ VMM" "stopped: power-off" "$work/consumer/cpp_vmm" "$guests/demo.elf" 2
+
+# The .deb CPack makes holds the same tree under /usr, with a pkg-config file that says so.
+(cd "$build" && cpack -G DEB -B "$work/deb" >/dev/null)
+deb=$(ls "$work"/deb/guestvm_*_amd64.deb)
+contents=$(dpkg-deb -c "$deb")
+for f in ./usr/lib/libguestvm.a ./usr/include/sel4vm/guest_vm_util.h ./usr/include/guestvm/vm.hpp \
+         ./usr/lib/cmake/guestvm/guestvm-config.cmake ./usr/lib/pkgconfig/guestvm.pc ./usr/bin/guestvm; do
+    [[ "$contents" == *" $f"* ]] || { echo "deb: $f missing"; echo "$contents"; exit 1; }
+done
+mkdir "$work/debx" && dpkg-deb -x "$deb" "$work/debx"
+grep -qx "prefix=/usr" "$work/debx/usr/lib/pkgconfig/guestvm.pc" || { echo "deb: guestvm.pc prefix"; exit 1; }
+echo "deb: ok ($(basename "$deb"))"
