@@ -15,6 +15,8 @@ extern "C" {
 
 typedef uint64_t seL4_Word;
 typedef seL4_Word seL4_CPtr;
+typedef uint8_t seL4_Uint8;
+typedef int8_t seL4_Bool;
 
 /** The null capability. */
 #define seL4_CapNull ((seL4_CPtr)0)
@@ -51,6 +53,52 @@ typedef struct vspace {
     void *data;                 /**< guestvm: the C++ address-space object (opaque) */
     guestvm_vspace_kind_t kind; /**< guestvm: what `data` is */
 } vspace_t;
+
+/** seL4's error codes, as its invocations return them. */
+typedef enum {
+    seL4_NoError = 0,
+    seL4_InvalidArgument,
+    seL4_InvalidCapability,
+    seL4_IllegalOperation,
+    seL4_RangeError,
+    seL4_AlignmentError,
+    seL4_FailedLookup,
+    seL4_TruncatedMessage,
+    seL4_DeleteFirst,
+    seL4_RevokeFirst,
+    seL4_NotEnoughMemory,
+    seL4_NumErrors
+} seL4_Error;
+
+/** x86-64 user context, as seL4_TCB_ReadRegisters / seL4_TCB_WriteRegisters transfer it: the
+ *  frame registers, then fs_base and gs_base (which guestvm reads as 0 and ignores on write). */
+typedef struct seL4_UserContext_ {
+    seL4_Word rip, rsp, rflags, rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14,
+        r15;
+    seL4_Word fs_base, gs_base;
+} seL4_UserContext;
+
+/*
+ * Invocations on the TCB capability of a vCPU (vm_get_vcpu_tcb). The capability is looked up in
+ * the capability space of the process-wide Host that C-API VMs use. A null or deleted capability
+ * gives seL4_InvalidCapability; a capability to another kind of object seL4_IllegalOperation.
+ */
+
+/** Pauses the vCPU's guest execution; returns once it is paused. seL4_IllegalOperation when
+ *  the vCPU is not running (never started, off or stopped). */
+seL4_Error seL4_TCB_Suspend(seL4_CPtr service);
+/** Continues a suspended vCPU (a running one: no effect). */
+seL4_Error seL4_TCB_Resume(seL4_CPtr service);
+/** Reads the first `count` words of the user context (rip first). `suspend_source` suspends the
+ *  vCPU first. seL4_RangeError when count exceeds the context; seL4_InvalidArgument for NULL. */
+seL4_Error seL4_TCB_ReadRegisters(seL4_CPtr service, seL4_Bool suspend_source,
+                                  seL4_Uint8 arch_flags, seL4_Word count, seL4_UserContext *regs);
+/** Writes the first `count` words of the user context; `resume_target` resumes it after. */
+seL4_Error seL4_TCB_WriteRegisters(seL4_CPtr service, seL4_Bool resume_target,
+                                   seL4_Uint8 arch_flags, seL4_Word count, seL4_UserContext *regs);
+/** Sets the thread's priority (0..255; mapped onto the host thread's nice value). `authority`
+ *  is accepted and unused. seL4_RangeError above 255. */
+seL4_Error seL4_TCB_SetPriority(seL4_CPtr service, seL4_CPtr authority, seL4_Word priority);
 
 #ifdef __cplusplus
 }
