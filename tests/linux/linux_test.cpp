@@ -108,7 +108,7 @@ void expect_early_boot(Path path) {
                                             path == Path::kPvh ? "pvh" : "bzimage");
     // The boot console is announced right after the e820 map is printed.
     KernelRun run = boot_kernel(host, path, cmdline, {}, "bootconsole [earlyser0] enabled",
-                                std::chrono::seconds(240));
+                                std::chrono::seconds(420));
     ASSERT_FALSE(run.lines.empty()) << run.stop.message;
     EXPECT_EQ(run.stop.reason, StopReason::kRequested) << run.stop.message << "\n"
                                                        << all(run.lines);
