@@ -62,6 +62,12 @@ class Vcpu {
     Status start(std::uint64_t entry, BootMode mode, std::uint64_t arg);
     /// Starts the vCPU in `state` (a loader's LoadPlan::entry, for instance).
     Status start(const EntryState &state);
+    /// Puts a vCPU that is not online into `state` without starting it (kAlreadyExists when
+    /// it is online).
+    Status prepare(const EntryState &state);
+    /// Starts the vCPU with the registers it holds now (as set with set_registers and
+    /// set_special_registers before the start, or where it went off).
+    Status start_current();
 
     /// Pauses an online vCPU's guest execution; returns once it is out of KVM_RUN.
     Status suspend();
@@ -92,6 +98,8 @@ class Vcpu {
     friend struct VcpuLoop;  // the run loop and exit dispatch (src/core/vcpu.cpp)
 
     void thread_main();
+    /// start() and start_current(): `state` null keeps the registers as they are.
+    Status start_impl(const EntryState *state);
     /// Runs the guest until kicked, parked or stopped. Returns when it should park.
     void run_guest();
     /// Leaves KVM_RUN cleanly: completes pending I/O without running guest code.

@@ -78,6 +78,14 @@ typedef struct seL4_UserContext_ {
     seL4_Word fs_base, gs_base;
 } seL4_UserContext;
 
+/** The general-purpose registers of a VT-x guest, as seL4 keeps them for a VCPU (libsel4vm's
+ *  thread context). guestvm always has the 64-bit registers (seL4 only with
+ *  CONFIG_X86_64_VTX_64BIT_GUESTS). */
+typedef struct seL4_VCPUContext_ {
+    seL4_Word eax, ebx, ecx, edx, esi, edi, ebp;
+    seL4_Word r8, r9, r10, r11, r12, r13, r14, r15;
+} seL4_VCPUContext;
+
 /*
  * Invocations on the TCB capability of a vCPU (vm_get_vcpu_tcb). The capability is looked up in
  * the capability space of the process-wide Host that C-API VMs use. A null or deleted capability

@@ -1,6 +1,7 @@
 // guestvm — what the C layer's translation units share (internal).
 #pragma once
 
+#include <atomic>
 #include <exception>
 #include <list>
 #include <memory>
@@ -25,7 +26,10 @@ struct guestvm_vm_state {
     std::string name;
     guestvm_serial_fn serial = nullptr;
     void *serial_cookie = nullptr;
-    std::vector<std::unique_ptr<vm_vcpu_t>> vcpus;                   // mirrors, index = vCPU id
+    std::vector<std::unique_ptr<vm_vcpu_t>> vcpus;  // mirrors, index = vCPU id
+    /// Per vCPU (index = id): the VMM wrote registers or VMCS fields since it was created, so
+    /// vcpu_start starts it with that state instead of at vm->entry.
+    std::vector<std::unique_ptr<std::atomic<bool>>> state_written;
     std::list<std::unique_ptr<vm_memory_reservation>> reservations;  // handles given out
     std::unique_ptr<guestvm::Vm> vm;  // last: destroyed (threads joined) first
 };
@@ -71,5 +75,12 @@ inline vm_vcpu_t *mirror_of(Vcpu *vcpu) noexcept {
 /// get_vcpu_fault_* accessors on this thread while it runs, and maps its answer.
 ExitAction call_fault_callback(vm_t *vm, ExitContext &ctx, MmioAccess &access,
                                memory_fault_callback_fn callback, void *cookie);
+
+/// Marks `vcpu`'s state as written by the VMM (see guestvm_vm_state::state_written).
+inline void mark_state_written(vm_vcpu_t *vcpu) noexcept {
+    if (vcpu == nullptr || vcpu->vm == nullptr || vcpu->vm->guestvm == nullptr) return;
+    auto &flags = vcpu->vm->guestvm->state_written;
+    if (vcpu->vcpu_id < flags.size()) flags[vcpu->vcpu_id]->store(true, std::memory_order_release);
+}
 
 }  // namespace guestvm::capi

@@ -144,7 +144,15 @@ vm_vcpu_t *vm_create_vcpu(vm_t *vm, int priority) {
         mirror->vcpu_id = static_cast<unsigned>(cpp->id().value());
         mirror->guestvm = cpp;
         vm_vcpu_t *raw = mirror.get();
+        // libsel4vm's x86 vCPU starts in 32-bit protected mode, flat segments, paging off.
+        guestvm::EntryState initial;
+        initial.mode = guestvm::BootMode::kProtected32;
+        initial.rip = vm->entry & 0xffffffffu;
+        if (auto prepared = cpp->prepare(initial); !prepared) {
+            return fail(prepared.error()), nullptr;
+        }
         vm->guestvm->vcpus.push_back(std::move(mirror));
+        vm->guestvm->state_written.push_back(std::make_unique<std::atomic<bool>>(false));
         vm->vcpus[raw->vcpu_id] = raw;
         vm->num_vcpus = raw->vcpu_id + 1;
         return raw;
@@ -169,8 +177,15 @@ int vcpu_start(vm_vcpu_t *vcpu) {
         guestvm::Vcpu *v = vcpu_of(vcpu);
         if (v == nullptr) return fail("vcpu_start: NULL vcpu");
         int core = v->target_core();
-        auto started = v->start(vcpu->vm->entry, v->vm().boot_mode(),
-                                static_cast<std::uint64_t>(core >= 0 ? core : v->id().value()));
+        const auto &written = vcpu->vm->guestvm->state_written;
+        const bool keep = vcpu->vcpu_id < written.size() &&
+                          written[vcpu->vcpu_id]->load(std::memory_order_acquire);
+        // State the VMM wrote (thread context, VMCS fields) is what it starts with; otherwise
+        // guestvm's convenience: vm->entry in the VM's boot mode, the core id in RDI.
+        auto started =
+            keep ? v->start_current()
+                 : v->start(vcpu->vm->entry, v->vm().boot_mode(),
+                            static_cast<std::uint64_t>(core >= 0 ? core : v->id().value()));
         return started ? 0 : fail(started.error());
     });
 }

@@ -80,9 +80,27 @@ Status Vcpu::start(std::uint64_t entry, BootMode mode, std::uint64_t arg) {
     return start(state);
 }
 
-Status Vcpu::start(const EntryState &state) {
+Status Vcpu::start(const EntryState &state) { return start_impl(&state); }
+
+Status Vcpu::start_current() { return start_impl(nullptr); }
+
+Status Vcpu::prepare(const EntryState &state) {
+    std::unique_lock lock(mutex_);
+    if (online()) {
+        return make_error(
+            Errc::kAlreadyExists,
+            fmt::format("vCPU {} is online; suspend is not enough to re-enter it", id_.value()));
+    }
+    cv_.wait(lock, [&] { return !in_guest_; });
+    return x86::apply_entry_state(*fd_, state);
+}
+
+Status Vcpu::start_impl(const EntryState *state) {
     // VM-wide and idempotent; done before taking this vCPU's lock (lock order: VM, then vCPU).
-    if (state.mode != BootMode::kReal16) GUESTVM_TRY(vm_.ensure_boot_tables());
+    // Starting with the current state leaves guest memory alone: the VMM set that state up.
+    if (state != nullptr && state->mode != BootMode::kReal16) {
+        GUESTVM_TRY(vm_.ensure_boot_tables());
+    }
     std::unique_lock lock(mutex_);
     if (vm_.stopped() || state_ == VcpuState::kStopped) {
         return make_error(Errc::kBadState,
@@ -98,7 +116,7 @@ Status Vcpu::start(const EntryState &state) {
         return make_error(Errc::kBadState,
                           fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
     }
-    GUESTVM_TRY(x86::apply_entry_state(*fd_, state));
+    if (state != nullptr) GUESTVM_TRY(x86::apply_entry_state(*fd_, *state));
     if (vm_.has_irqchip()) GUESTVM_TRY(fd_->make_runnable());
     if (!thread_.joinable()) {
         try {
