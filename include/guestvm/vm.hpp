@@ -186,6 +186,9 @@ class Vm {
     /// fault callback). Without one, such an access stops the VM naming the address; a handler
     /// answering kUnhandled does the same. Null restores that default.
     Status set_unhandled_memory_handler(MmioHandler h);
+    /// Receives port accesses no port handler claims (libsel4vm's unhandled ioport callback).
+    /// Answering kUnhandled (or no handler) applies VmConfig::unhandled_io. Null removes it.
+    Status set_unhandled_io_handler(IoHandler h);
     /// Handles one kind of non-access exit, replacing (or, by answering kUnhandled, deferring
     /// to) the default: HLT resumes the guest; shutdown, failed entry and internal error stop
     /// the VM with kGuestFault; a system event stops it as power-off, reset or fault; an
@@ -220,6 +223,9 @@ class Vm {
         if (config_.vcpu_state_observer) config_.vcpu_state_observer(vcpu, state);
     }
     Status assign_locked(Vcpu &vcpu, int core);
+    /// Swaps one handler slot under the bus lock (refused from an exit handler).
+    template <typename Handler>
+    Status replace_handler(Handler &slot, Handler h);
     /// Port access nobody handles: the unhandled-I/O policy.
     ExitAction unhandled_io(Vcpu &vcpu, IoAccess &access);
     void on_vcpu_online();
@@ -244,6 +250,7 @@ class Vm {
     mutable std::shared_mutex bus_mutex_;
     IoBus io_bus_{0xffff};
     MmioHandler unhandled_memory_;                // guarded by bus_mutex_
+    IoHandler unhandled_io_handler_;              // guarded by bus_mutex_
     std::array<EventHandler, 6> event_handlers_;  // by ExitEvent::Kind, guarded by bus_mutex_
 
     std::atomic<BootMode> boot_mode_;

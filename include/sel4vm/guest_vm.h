@@ -112,6 +112,14 @@ struct vm {
 };
 
 /**
+ * Teardown, which libsel4vm does not have and a Linux process needs: stops the VM if it runs,
+ * joins its threads, closes its descriptors, unmaps all guest and VMM memory and deletes its
+ * capabilities. The vm_t may be initialised again afterwards.
+ * @return 0 on success, -1 on error (NULL or uninitialised vm)
+ */
+int vm_destroy(vm_t *vm);
+
+/**
  * Runs the VM until it stops: the guest powers off or resets, every vCPU goes off, an exit
  * nobody handles, a guest fault, a handler error, or guestvm_vm_stop() from another thread.
  * Joins every vCPU thread before it returns.

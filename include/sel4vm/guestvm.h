@@ -75,12 +75,7 @@ typedef enum guestvm_stop_reason {
  */
 guestvm_stop_reason_t guestvm_vm_stop_reason(vm_t *vm, char *message, size_t size);
 
-/**
- * Stops the VM if it runs, joins its threads, closes its descriptors, unmaps its memory and
- * deletes its capabilities. The vm_t may be initialised again afterwards.
- * @return 0 on success, -1 on error (NULL or uninitialised vm)
- */
-int vm_destroy(vm_t *vm);
+/* vm_destroy() is declared in <sel4vm/guest_vm.h>. */
 
 /** One region of a vspace. For the guest vspace `start` is guest-physical and `host` is where
  *  the VMM sees it; for the VMM vspace `start` is a host address and `guest` what it backs. */

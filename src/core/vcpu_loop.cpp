@@ -86,6 +86,9 @@ ExitAction VcpuLoop::dispatch(Vcpu &v, kvm::Exit &exit) {
                         std::shared_lock lock(vm.bus_mutex_);
                         HandlerScope scope;
                         action = dispatch_io(vm.io_bus_, ctx, access);
+                        if (action == ExitAction::kUnhandled && vm.unhandled_io_handler_) {
+                            action = vm.unhandled_io_handler_(ctx, access);
+                        }
                     }
                     if (action == ExitAction::kUnhandled) action = vm.unhandled_io(v, access);
                     if (action == ExitAction::kError) {

@@ -343,26 +343,30 @@ Status Vm::add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string 
     return guest_vspace_->reserve(GuestPhysAddr(addr), size, std::move(name), std::move(h));
 }
 
-Status Vm::set_unhandled_memory_handler(MmioHandler h) {
+template <typename Handler>
+Status Vm::replace_handler(Handler &slot, Handler h) {
     if (in_exit_handler()) {
         return make_error(Errc::kBadState, "exit handlers cannot change handlers");
     }
     std::unique_lock lock(bus_mutex_);
-    unhandled_memory_ = std::move(h);
+    slot = std::move(h);
     return {};
 }
 
+Status Vm::set_unhandled_memory_handler(MmioHandler h) {
+    return replace_handler(unhandled_memory_, std::move(h));
+}
+
+Status Vm::set_unhandled_io_handler(IoHandler h) {
+    return replace_handler(unhandled_io_handler_, std::move(h));
+}
+
 Status Vm::set_event_handler(ExitEvent::Kind kind, EventHandler h) {
-    if (in_exit_handler()) {
-        return make_error(Errc::kBadState, "exit handlers cannot change handlers");
-    }
     auto index = static_cast<std::size_t>(kind);
     if (index >= event_handlers_.size()) {
         return make_error(Errc::kInvalidArgument, "unknown exit event kind");
     }
-    std::unique_lock lock(bus_mutex_);
-    event_handlers_[index] = std::move(h);
-    return {};
+    return replace_handler(event_handlers_[index], std::move(h));
 }
 
 ExitAction Vm::unhandled_io(Vcpu &vcpu, IoAccess &access) {

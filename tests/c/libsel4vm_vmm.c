@@ -1,0 +1,172 @@
+/*
+ * A VMM written only against libsel4vm's x86 API (no guestvm header): it registers RAM, copies
+ * a flat 32-bit guest in with vm_ram_touch, serves ports with vm_io_port_add_handler and the
+ * unhandled-port callback, enters the guest by writing VMCS fields and the thread context, and
+ * checks every value on both sides, including vm_run's error exit. Misuse gets libsel4vm's
+ * error values. Exit status 0 pass, 1 fail, 77 no usable /dev/kvm.
+ *
+ *   c_libsel4vm_vmm ports32.bin
+ */
+#include <sel4vm/arch/guest_x86_context.h>
+#include <sel4vm/arch/ioports.h>
+#include <sel4vm/arch/vmcs_fields.h>
+#include <sel4vm/boot.h>
+#include <sel4vm/guest_ram.h>
+#include <sel4vm/guest_vm.h>
+#include <sel4vm/guest_vm_exits.h>
+#include <sel4vm/guest_vm_util.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            ++failures;                                                              \
+        }                                                                            \
+    } while (0)
+
+/* What the guest did, in order. */
+struct access {
+    unsigned port, size, value;
+};
+static struct access outs[16];
+static int n_outs;
+static unsigned unhandled_out_port, unhandled_out_value;
+
+static ioport_fault_result_t port_in(vm_vcpu_t *vcpu, void *cookie, unsigned port, unsigned size,
+                                     unsigned *result) {
+    CHECK(vcpu != NULL && vcpu->vcpu_id == 0);
+    CHECK(cookie == (void *)&outs);
+    CHECK(port == 0x520);
+    *result = size == 1 ? 0xa5u : size == 2 ? 0xbeefu : 0xcafef00du;
+    return IO_FAULT_HANDLED;
+}
+
+static ioport_fault_result_t port_out(vm_vcpu_t *vcpu, void *cookie, unsigned port, unsigned size,
+                                      unsigned value) {
+    (void)cookie;
+    CHECK(vcpu != NULL);
+    if (n_outs < 16) outs[n_outs++] = (struct access){port, size, value};
+    return IO_FAULT_HANDLED;
+}
+
+static ioport_fault_result_t failing_out(vm_vcpu_t *vcpu, void *cookie, unsigned port,
+                                         unsigned size, unsigned value) {
+    (void)vcpu, (void)cookie, (void)port, (void)size, (void)value;
+    return IO_FAULT_ERROR;
+}
+
+static ioport_fault_result_t unhandled(vm_vcpu_t *vcpu, unsigned port, bool is_in, unsigned *value,
+                                       size_t size, void *cookie) {
+    (void)vcpu, (void)cookie;
+    if (is_in && port == 0x530 && size == 4) {
+        *value = 0x12345678u;
+        return IO_FAULT_HANDLED;
+    }
+    if (!is_in) {
+        unhandled_out_port = port;
+        unhandled_out_value = *value;
+        return IO_FAULT_HANDLED;
+    }
+    return IO_FAULT_UNHANDLED; /* 0x532: reads all ones */
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) return 2;
+    FILE *f = fopen(argv[1], "rb");
+    if (f == NULL) return 1;
+    static unsigned char image[4096];
+    size_t image_size = fread(image, 1, sizeof image, f);
+    fclose(f);
+
+    vspace_t host_vspace;
+    memset(&host_vspace, 0, sizeof host_vspace);
+    CHECK(vm_init(NULL, NULL, NULL, host_vspace, NULL, 0, "x") == -1);
+    vm_t vm;
+    if (vm_init(&vm, NULL, NULL, host_vspace, NULL, 0, "c-libsel4vm") != 0) {
+        fprintf(stderr, "vm_init failed (no usable /dev/kvm?)\n");
+        return 77;
+    }
+    CHECK(vm_ram_register_at(&vm, 0x1001, 4 << 20, false) == -1); /* unaligned */
+    CHECK(vm_ram_register_at(&vm, 0, 4 << 20, false) == 0);
+    CHECK(vm_ram_register_at(&vm, 1 << 20, 4096, false) == -1); /* overlaps */
+    CHECK(vm_ram_touch(&vm, 0x100000, image_size, vm_guest_ram_write_callback, image) == 0);
+    CHECK(vm_ram_touch(&vm, (4 << 20) - 16, 64, vm_guest_ram_write_callback, image) == -1);
+    unsigned char back[64];
+    CHECK(vm_ram_touch(&vm, 0x100000, sizeof back, vm_guest_ram_read_callback, back) == 0);
+    CHECK(memcmp(back, image, sizeof back) == 0);
+
+    vm_ioport_range_t ports = {0x520, 0x527};
+    vm_ioport_interface_t iface = {&outs, port_in, port_out, "test ports"};
+    CHECK(vm_io_port_add_handler(NULL, ports, iface) == -1);
+    CHECK(vm_io_port_add_handler(&vm, ports, iface) == 0);
+    vm_ioport_range_t overlapping = {0x527, 0x528};
+    CHECK(vm_io_port_add_handler(&vm, overlapping, iface) == -1);
+    vm_ioport_range_t serial = {0x3f8, 0x3f8};
+    CHECK(vm_io_port_add_handler(&vm, serial, iface) == -1); /* guestvm's UART */
+    vm_ioport_range_t backwards = {0x540, 0x530};
+    CHECK(vm_io_port_add_handler(&vm, backwards, iface) == -1);
+    vm_ioport_range_t error_port = {0x528, 0x528};
+    vm_ioport_interface_t error_iface = {NULL, NULL, failing_out, "fails"};
+    CHECK(vm_io_port_add_handler(&vm, error_port, error_iface) == 0);
+    CHECK(vm_register_unhandled_ioport_callback(NULL, unhandled, NULL) == -1);
+    CHECK(vm_register_unhandled_ioport_callback(&vm, unhandled, NULL) == 0);
+
+    CHECK(vm_create_vcpu(NULL, 100) == NULL);
+    vm_vcpu_t *vcpu = vm_create_vcpu(&vm, 100);
+    CHECK(vcpu != NULL);
+    if (vcpu == NULL) return 1;
+    CHECK(vm.num_vcpus == 1 && vm.vcpus[0] == vcpu && vcpu->vm == &vm && vcpu->vcpu_id == 0);
+    CHECK(vcpu->target_cpu == -1 && !vcpu->vcpu_online);
+    CHECK(vm_enable_passthrough_ioport(vcpu, 0x60, 0x64) == -1);
+
+    /* Enter the guest as a libsel4vm VMM does: VMCS fields and the thread context. */
+    CHECK(vm_set_vmcs_field(vcpu, VMX_GUEST_RIP, 0x100000) == 0);
+    CHECK(vm_set_vmcs_field(vcpu, VMX_GUEST_RSP, 0x200000) == 0);
+    CHECK(vm_set_vmcs_field(vcpu, VMX_CONTROL_EXCEPTION_BITMAP, 0) == -1); /* no KVM meaning */
+    CHECK(vm_set_thread_context_reg(vcpu, VCPU_CONTEXT_EBX, 0xb0b0cafe) == 0);
+    seL4_Word rip = 0;
+    CHECK(vm_get_vmcs_field(vcpu, VMX_GUEST_RIP, &rip) == 0 && rip == 0x100000);
+    CHECK(vm_assign_vcpu_target(vcpu, 0) == 0);
+    CHECK(vcpu->target_cpu == 0 && vm_vcpu_for_target_cpu(&vm, 0) == vcpu);
+    CHECK(vcpu_start(vcpu) == 0);
+    CHECK(vcpu->vcpu_online && is_vcpu_online(vcpu));
+
+    /* The handler for port 0x528 reports an error: vm_run returns -1 with an error exit. */
+    CHECK(vm_run(&vm) == -1);
+    CHECK(vm.run.exit_reason == VM_GUEST_ERROR_EXIT);
+
+    const struct access want[] = {
+        {0x520, 1, 0x11},       {0x520, 2, 0x2233},     {0x520, 4, 0x44556677},
+        {0x524, 4, 0xa5},       {0x524, 4, 0xbeef},     {0x524, 4, 0xcafef00d},
+        {0x524, 4, 0xb0b0cafe}, {0x524, 4, 0x12345678}, {0x524, 4, 0xffffffff},
+    };
+    CHECK(n_outs == (int)(sizeof want / sizeof want[0]));
+    for (int i = 0; i < n_outs && i < (int)(sizeof want / sizeof want[0]); ++i) {
+        if (outs[i].port != want[i].port || outs[i].size != want[i].size ||
+            outs[i].value != want[i].value) {
+            fprintf(stderr, "out %d: port %#x size %u value %#x; wanted %#x %u %#x\n", i,
+                    outs[i].port, outs[i].size, outs[i].value, want[i].port, want[i].size,
+                    want[i].value);
+            ++failures;
+        }
+    }
+    CHECK(unhandled_out_port == 0x531 && (unhandled_out_value & 0xff) == 0x5a);
+
+    /* Read after the run: the state the guest left. */
+    seL4_Word ebx = 0, cr0 = 0;
+    CHECK(vm_get_thread_context_reg(vcpu, VCPU_CONTEXT_EBX, &ebx) == 0 && ebx == 0xb0b0cafe);
+    CHECK(vm_get_vmcs_field(vcpu, VMX_GUEST_CR0, &cr0) == 0 && (cr0 & 0x80000001u) == 1);
+    CHECK(vm_get_vmcs_field(vcpu, VMX_GUEST_RIP, &rip) == 0 && rip > 0x100000 &&
+          rip < 0x100000 + image_size);
+    CHECK(vm_destroy(&vm) == 0);
+    if (failures != 0) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    puts("libsel4vm C VMM: all checks passed");
+    return 0;
+}
