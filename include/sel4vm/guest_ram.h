@@ -53,6 +53,30 @@ uintptr_t vm_ram_register(vm_t *vm, size_t bytes);
  */
 int vm_ram_register_at(vm_t *vm, uintptr_t start, size_t bytes, bool untyped);
 
+/*
+ * RAM bookkeeping, as libsel4vm keeps it in vm->mem.ram_regions (sorted, adjacent regions with
+ * the same state merged): which registered RAM the VMM has handed out (to an image, a device
+ * buffer, ...). It does not change the guest's access to the memory.
+ */
+
+/**
+ * The largest RAM region not marked allocated, preferring regions that end below 4 GiB (a
+ * vCPU starts in 32-bit mode).
+ * @return 0 and *addr, *size; -1 when every region is allocated (or NULL arguments)
+ */
+int vm_ram_find_largest_free_region(vm_t *vm, uintptr_t *addr, size_t *size);
+
+/** Marks [start, start+bytes) allocated if it lies inside one unallocated region; otherwise
+ *  nothing happens (as in libsel4vm). */
+void vm_ram_mark_allocated(vm_t *vm, uintptr_t start, size_t bytes);
+
+/** Allocates `bytes` from the first unallocated region large enough. @return its address, or
+ *  0 when none is */
+uintptr_t vm_ram_allocate(vm_t *vm, size_t bytes);
+
+/** Marks [start, start+bytes) unallocated again (libsel4vm's version does nothing). */
+void vm_ram_free(vm_t *vm, uintptr_t start, size_t bytes);
+
 #ifdef __cplusplus
 }
 #endif

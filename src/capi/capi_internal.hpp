@@ -30,6 +30,7 @@ struct guestvm_vm_state {
     /// Per vCPU (index = id): the VMM wrote registers or VMCS fields since it was created, so
     /// vcpu_start starts it with that state instead of at vm->entry.
     std::vector<std::unique_ptr<std::atomic<bool>>> state_written;
+    std::vector<vm_ram_region> ram_regions;  // vm->mem.ram_regions points here
     std::list<std::unique_ptr<vm_memory_reservation>> reservations;  // handles given out
     std::unique_ptr<guestvm::Vm> vm;  // last: destroyed (threads joined) first
 };
@@ -75,6 +76,9 @@ inline vm_vcpu_t *mirror_of(Vcpu *vcpu) noexcept {
 /// get_vcpu_fault_* accessors on this thread while it runs, and maps its answer.
 ExitAction call_fault_callback(vm_t *vm, ExitContext &ctx, MmioAccess &access,
                                memory_fault_callback_fn callback, void *cookie);
+
+/// Records registered RAM [start, start+size) as unallocated in vm->mem.ram_regions.
+void record_ram(vm_t *vm, std::uint64_t start, std::uint64_t size);
 
 /// Marks `vcpu`'s state as written by the VMM (see guestvm_vm_state::state_written).
 inline void mark_state_written(vm_vcpu_t *vcpu) noexcept {

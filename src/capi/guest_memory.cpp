@@ -83,6 +83,7 @@ uintptr_t vm_ram_register(vm_t *vm, size_t bytes) {
         std::uint64_t size = (bytes + guestvm::capi::kPage - 1) & ~(guestvm::capi::kPage - 1);
         auto at = v->vspace().add_ram_anywhere(size, "ram");
         if (!at) return fail(at.error()), 0;
+        guestvm::capi::record_ram(vm, at->value(), size);
         return static_cast<uintptr_t>(at->value());
     });
 }

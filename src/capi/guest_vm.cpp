@@ -99,6 +99,9 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
         vm->mem.vmm_vspace = {&state->vm->vmm_vspace(), GUESTVM_VSPACE_VMM};
         vm->guestvm = state.release();  // owned by vm_t until vm_destroy
         vm->vm_initialised = true;
+        for (const auto &r : vm->guestvm->vm->vspace().regions()) {
+            if (r.is_ram()) guestvm::capi::record_ram(vm, r.base.value(), r.size);
+        }
         return 0;
     });
 }
@@ -245,7 +248,9 @@ int vm_ram_register_at(vm_t *vm, uintptr_t start, size_t bytes, bool) {
         if (v == nullptr) return fail("vm_ram_register_at: NULL or uninitialised vm");
         auto added = v->vspace().add_ram(guestvm::GuestPhysAddr(start), bytes,
                                          fmt::format("ram@{:#x}", start));
-        return added ? 0 : fail(added.error());
+        if (!added) return fail(added.error());
+        guestvm::capi::record_ram(vm, start, bytes);
+        return 0;
     });
 }
 

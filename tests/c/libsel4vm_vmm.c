@@ -99,6 +99,25 @@ int main(int argc, char **argv) {
     CHECK(vm_ram_touch(&vm, 0x100000, sizeof back, vm_guest_ram_read_callback, back) == 0);
     CHECK(memcmp(back, image, sizeof back) == 0);
 
+    /* RAM bookkeeping in vm->mem.ram_regions. */
+    uintptr_t free_at = 1;
+    size_t free_size = 0;
+    CHECK(vm_ram_find_largest_free_region(&vm, &free_at, &free_size) == 0);
+    CHECK(free_at == 0 && free_size == 4u << 20);
+    vm_ram_mark_allocated(&vm, 0x100000, 0x1000); /* the guest image */
+    CHECK(vm.mem.num_ram_regions == 3);
+    CHECK(vm.mem.ram_regions[1].start == 0x100000 && vm.mem.ram_regions[1].size == 0x1000 &&
+          vm.mem.ram_regions[1].allocated && !vm.mem.ram_regions[0].allocated);
+    CHECK(vm_ram_find_largest_free_region(&vm, &free_at, &free_size) == 0);
+    CHECK(free_at == 0x101000 && free_size == (4u << 20) - 0x101000);
+    CHECK(vm_ram_allocate(&vm, 0x200000) == 0x101000); /* [0, 1 MiB) is too small */
+    vm_ram_mark_allocated(&vm, 0x100800, 0x1000);      /* already allocated: nothing */
+    CHECK(vm.mem.num_ram_regions == 3);
+    CHECK(vm_ram_allocate(&vm, 8u << 20) == 0); /* nothing that large */
+    vm_ram_free(&vm, 0x100000, 0x201000);
+    CHECK(vm.mem.num_ram_regions == 1 && !vm.mem.ram_regions[0].allocated);
+    CHECK(vm_ram_find_largest_free_region(NULL, &free_at, &free_size) == -1);
+
     vm_ioport_range_t ports = {0x520, 0x527};
     vm_ioport_interface_t iface = {&outs, port_in, port_out, "test ports"};
     CHECK(vm_io_port_add_handler(NULL, ports, iface) == -1);
