@@ -10,6 +10,7 @@
 #include <sel4vm/arch/guest_x86_context.h>
 #include <sel4vm/arch/ioports.h>
 #include <sel4vm/arch/vmcs_fields.h>
+#include <sel4vm/arch/vmexit_reasons.h>
 #include <sel4vm/boot.h>
 #include <sel4vm/guest_ram.h>
 #include <sel4vm/guest_vm.h>
@@ -73,6 +74,9 @@ static ioport_fault_result_t unhandled(vm_vcpu_t *vcpu, unsigned port, bool is_i
     }
     return IO_FAULT_UNHANDLED; /* 0x532: reads all ones */
 }
+
+_Static_assert(EXIT_REASON_IO_INSTRUCTION == 30 && VM_EXIT_REASON_NUM == 59,
+               "libsel4vm's exit-reason numbers");
 
 int main(int argc, char **argv) {
     if (argc != 2) return 2;
