@@ -202,6 +202,10 @@ class Vm {
     /// From the call on, the VM also stops when no vCPU is online (kAllVcpusOff), at once if
     /// none is online when it is called; before it, vCPUs may go off while others are started.
     StopInfo run();
+    /// Runs `task` on the thread blocked in run() (at once if it is there, else when run() is
+    /// called), in posting order; the way to hand the VMM's main loop work from other threads.
+    /// kBadState once the VM has stopped (tasks not yet run when it stops are dropped).
+    Status post(std::function<void()> task);
     /// Asks the VM to stop (first reason wins); returns at once. Any thread, any time.
     void stop(StopInfo info = {});
     bool stopped() const noexcept { return stopping_.load(std::memory_order_acquire); }
@@ -263,6 +267,7 @@ class Vm {
     mutable std::mutex stop_mutex_;
     std::condition_variable stop_cv_;
     std::optional<StopInfo> stop_info_;
+    std::vector<std::function<void()>> tasks_;  // guarded by stop_mutex_
     std::mutex join_mutex_;
     std::mutex boot_tables_mutex_;
     bool boot_tables_ = false;

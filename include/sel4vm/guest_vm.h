@@ -147,8 +147,9 @@ int vm_register_unhandled_mem_fault_callback(vm_t *vm,
                                              void *cookie);
 
 /**
- * Registers a notification callback (kept for source compatibility; guestvm has no seL4
- * notifications to deliver, so it is never called).
+ * Registers the callback vm_run calls, on its own thread, for each notification sent to the VM
+ * (on guestvm: guestvm_vm_notify() from any thread, with a badge). A callback returning
+ * non-zero makes vm_run return -1 with exit_reason VM_GUEST_ERROR_EXIT.
  * @return 0 on success, -1 on error (NULL vm).
  */
 int vm_register_notification_callback(vm_t *vm, notification_callback_fn notification_callback,

@@ -77,6 +77,14 @@ guestvm_stop_reason_t guestvm_vm_stop_reason(vm_t *vm, char *message, size_t siz
 
 /* vm_destroy() is declared in <sel4vm/guest_vm.h>. */
 
+/**
+ * Sends the VM a notification with `badge`, as another seL4 component would signal the VMM's
+ * endpoint: vm_run's thread calls the notification callback with it (in sending order; sent
+ * before vm_run, it is delivered when vm_run starts).
+ * @return 0, or -1 (NULL/uninitialised vm, the VM has stopped)
+ */
+int guestvm_vm_notify(vm_t *vm, seL4_Word badge);
+
 /** One region of a vspace. For the guest vspace `start` is guest-physical and `host` is where
  *  the VMM sees it; for the VMM vspace `start` is a host address and `guest` what it backs. */
 typedef struct guestvm_region {

@@ -236,10 +236,28 @@ int vm_register_unhandled_mem_fault_callback(vm_t *vm,
 
 int vm_register_notification_callback(vm_t *vm, notification_callback_fn notification_callback,
                                       void *cookie) {
-    if (vm_of(vm) == nullptr) return fail("NULL or uninitialised vm");
-    vm->run.notification_callback = notification_callback;
-    vm->run.notification_callback_cookie = cookie;
+    if (vm_of(vm) == nullptr) return fail("vm_register_notification_callback: NULL vm");
+    __atomic_store_n(&vm->run.notification_callback_cookie, cookie, __ATOMIC_RELEASE);
+    __atomic_store_n(&vm->run.notification_callback, notification_callback, __ATOMIC_RELEASE);
     return 0;
+}
+
+int guestvm_vm_notify(vm_t *vm, seL4_Word badge) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("guestvm_vm_notify: NULL or uninitialised vm");
+        auto posted = v->post([vm, v, badge] {
+            auto callback = __atomic_load_n(&vm->run.notification_callback, __ATOMIC_ACQUIRE);
+            void *cookie = __atomic_load_n(&vm->run.notification_callback_cookie, __ATOMIC_ACQUIRE);
+            if (callback == nullptr) return;
+            seL4_MessageInfo_t tag{};
+            if (callback(vm, badge, tag, cookie) != 0) {
+                v->stop({guestvm::StopReason::kError,
+                         fmt::format("notification callback failed (badge {:#x})", badge)});
+            }
+        });
+        return posted ? 0 : fail(posted.error());
+    });
 }
 
 int vm_ram_register_at(vm_t *vm, uintptr_t start, size_t bytes, bool) {

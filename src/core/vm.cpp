@@ -407,6 +407,19 @@ void Vm::join_all() {
     for (int i = 0; i < count; ++i) vcpu(i)->stop_and_join();
 }
 
+Status Vm::post(std::function<void()> task) {
+    if (!task) return make_error(Errc::kInvalidArgument, "Vm::post: empty task");
+    {
+        std::lock_guard lock(stop_mutex_);
+        if (stop_info_) {
+            return make_error(Errc::kBadState, fmt::format("VM {} has stopped", name()));
+        }
+        tasks_.push_back(std::move(task));
+    }
+    stop_cv_.notify_all();
+    return {};
+}
+
 StopInfo Vm::run() {
     running_.store(true);
     if (online_count_.load() == 0) {
@@ -415,7 +428,16 @@ StopInfo Vm::run() {
     }
     {
         std::unique_lock lock(stop_mutex_);
-        stop_cv_.wait(lock, [&] { return stop_info_.has_value(); });
+        for (;;) {
+            stop_cv_.wait(lock, [&] { return stop_info_.has_value() || !tasks_.empty(); });
+            if (stop_info_) break;
+            auto tasks = std::move(tasks_);
+            tasks_.clear();
+            lock.unlock();
+            for (auto &task : tasks) task();
+            lock.lock();
+        }
+        tasks_.clear();
     }
     join_all();
     std::lock_guard lock(stop_mutex_);
