@@ -2,7 +2,9 @@
  * API. Linked at 1 MiB; the VMM enters it by setting VMX_GUEST_RIP. It writes 1, 2 and 4 bytes
  * to port 0x520, reads them back and echoes each value (and EBX, set by the VMM through the
  * thread context) to port 0x524, reads two ports nobody handles (0x530, 0x532) and echoes
- * those, writes one (0x531), and finally writes port 0x528, whose handler reports an error. */
+ * those, writes one (0x531); then writes 4, 2 and 1 bytes to a device the VMM reserved at
+ * 0xd0000000 and echoes 4-, 2- and 1-byte reads from it; finally it writes port 0x528, whose
+ * handler reports an error. */
     .code32
     .text
     .globl _start
@@ -35,6 +37,16 @@ _start:
     mov $0x531, %dx
     mov $0x5a, %al
     outb %al, %dx
+
+    movl $0x11223344, 0xd0000000
+    movw $0x5566, 0xd0000010
+    movb $0x77, 0xd0000020
+    movl 0xd0000004, %eax
+    call echo
+    movzwl 0xd0000008, %eax
+    call echo
+    movzbl 0xd000000c, %eax
+    call echo
 
     mov $0x528, %dx
     outb %al, %dx

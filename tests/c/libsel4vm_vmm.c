@@ -12,7 +12,9 @@
 #include <sel4vm/arch/vmcs_fields.h>
 #include <sel4vm/arch/vmexit_reasons.h>
 #include <sel4vm/boot.h>
+#include <sel4vm/guest_memory.h>
 #include <sel4vm/guest_ram.h>
+#include <sel4vm/guest_vcpu_fault.h>
 #include <sel4vm/guest_vm.h>
 #include <sel4vm/guest_vm_exits.h>
 #include <sel4vm/guest_vm_util.h>
@@ -33,7 +35,7 @@ static int failures;
 struct access {
     unsigned port, size, value;
 };
-static struct access outs[16];
+static struct access outs[24];
 static int n_outs;
 static unsigned unhandled_out_port, unhandled_out_value;
 
@@ -50,7 +52,7 @@ static ioport_fault_result_t port_out(vm_vcpu_t *vcpu, void *cookie, unsigned po
                                       unsigned value) {
     (void)cookie;
     CHECK(vcpu != NULL);
-    if (n_outs < 16) outs[n_outs++] = (struct access){port, size, value};
+    if (n_outs < 24) outs[n_outs++] = (struct access){port, size, value};
     return IO_FAULT_HANDLED;
 }
 
@@ -58,6 +60,27 @@ static ioport_fault_result_t failing_out(vm_vcpu_t *vcpu, void *cookie, unsigned
                                          unsigned size, unsigned value) {
     (void)vcpu, (void)cookie, (void)port, (void)size, (void)value;
     return IO_FAULT_ERROR;
+}
+
+/* The device at 0xd0000000, served through the fault accessors. */
+static struct access mmio_writes[4];
+static int n_mmio_writes;
+
+static memory_fault_result_t device(vm_t *vm, vm_vcpu_t *vcpu, uintptr_t addr, size_t len,
+                                    void *cookie) {
+    CHECK(vm != NULL && vcpu != NULL && cookie == (void *)mmio_writes);
+    CHECK(get_vcpu_fault_address(vcpu) == addr && get_vcpu_fault_size(vcpu) == len);
+    CHECK(get_vcpu_fault_ip(vcpu) >= 0x100000 && get_vcpu_fault_ip(vcpu) < 0x101000);
+    if (is_vcpu_read_fault(vcpu)) {
+        /* 4 bytes at +4, 2 at +8, 1 at +0xc: answer with a size-dependent pattern */
+        seL4_Word value = len == 4 ? 0x89abcdefu : len == 2 ? 0x4321u : 0x5au;
+        CHECK(set_vcpu_fault_data(vcpu, value) == 0);
+    } else if (n_mmio_writes < 4) {
+        mmio_writes[n_mmio_writes++] =
+            (struct access){(unsigned)(addr - 0xd0000000u), (unsigned)len,
+                            (unsigned)(get_vcpu_fault_data(vcpu) & get_vcpu_fault_data_mask(vcpu))};
+    }
+    return FAULT_HANDLED;
 }
 
 static ioport_fault_result_t unhandled(vm_vcpu_t *vcpu, unsigned port, bool is_in, unsigned *value,
@@ -122,6 +145,10 @@ int main(int argc, char **argv) {
     CHECK(vm.mem.num_ram_regions == 1 && !vm.mem.ram_regions[0].allocated);
     CHECK(vm_ram_find_largest_free_region(NULL, &free_at, &free_size) == -1);
 
+    CHECK(vm_reserve_memory_at(&vm, 0xd0000000u, 0x1000, NULL, NULL) == NULL);
+    CHECK(vm_reserve_memory_at(&vm, 0x1000, 0x1000, device, mmio_writes) == NULL); /* RAM */
+    CHECK(vm_reserve_memory_at(&vm, 0xd0000000u, 0x1000, device, mmio_writes) != NULL);
+
     vm_ioport_range_t ports = {0x520, 0x527};
     vm_ioport_interface_t iface = {&outs, port_in, port_out, "test ports"};
     CHECK(vm_io_port_add_handler(NULL, ports, iface) == -1);
@@ -166,6 +193,7 @@ int main(int argc, char **argv) {
         {0x520, 1, 0x11},       {0x520, 2, 0x2233},     {0x520, 4, 0x44556677},
         {0x524, 4, 0xa5},       {0x524, 4, 0xbeef},     {0x524, 4, 0xcafef00d},
         {0x524, 4, 0xb0b0cafe}, {0x524, 4, 0x12345678}, {0x524, 4, 0xffffffff},
+        {0x524, 4, 0x89abcdef}, {0x524, 4, 0x4321},     {0x524, 4, 0x5a},
     };
     CHECK(n_outs == (int)(sizeof want / sizeof want[0]));
     for (int i = 0; i < n_outs && i < (int)(sizeof want / sizeof want[0]); ++i) {
@@ -178,6 +206,13 @@ int main(int argc, char **argv) {
         }
     }
     CHECK(unhandled_out_port == 0x531 && (unhandled_out_value & 0xff) == 0x5a);
+    const struct access want_mmio[] = {{0x0, 4, 0x11223344}, {0x10, 2, 0x5566}, {0x20, 1, 0x77}};
+    CHECK(n_mmio_writes == 3);
+    for (int i = 0; i < n_mmio_writes && i < 3; ++i) {
+        CHECK(mmio_writes[i].port == want_mmio[i].port &&
+              mmio_writes[i].size == want_mmio[i].size &&
+              mmio_writes[i].value == want_mmio[i].value);
+    }
 
     /* Read after the run: the state the guest left. */
     seL4_Word ebx = 0, cr0 = 0;
