@@ -105,9 +105,9 @@ int vm_reg_new_vmcall_handler(vm_t *vm, vmcall_handler, int token) {
         if (vm_of(vm) == nullptr)
             return fail("vm_reg_new_vmcall_handler: NULL or uninitialised vm");
         return fail(
-            fmt::format("vm_reg_new_vmcall_handler: token {}: on KVM a guest's VMCALL is "
-                        "handled in the kernel and never reaches the VMM; use a port "
-                        "(vm_io_port_add_handler)",
+            fmt::format("vm_reg_new_vmcall_handler: token {}: KVM handles a guest's VMCALL in "
+                        "the kernel (only its Xen emulation forwards them, which guestvm does "
+                        "not use); use a port (vm_io_port_add_handler)",
                         token));
     });
 }

@@ -1,8 +1,10 @@
 /*
- * guestvm — libsel4vm's VMCALL handlers. On KVM a guest's VMCALL is handled inside the kernel
- * (KVM's own hypercalls; others return an error to the guest) and never reaches the VMM, so a
- * handler can never run: vm_reg_new_vmcall_handler always returns -1. Guests call the VMM with
- * a port access instead (vm_io_port_add_handler; guestvm's platform call uses port 0x600).
+ * guestvm — libsel4vm's VMCALL handlers. KVM handles a guest's VMCALL in the kernel (its own
+ * hypercalls; others return an error to the guest). It forwards VMCALLs to the VMM only through
+ * its Xen emulation (KVM_XEN_HVM_CONFIG with INTERCEPT_HCALL, which also turns KVM's own
+ * hypercalls off), which needs a host kernel built with CONFIG_KVM_XEN; guestvm does not use it
+ * (the development host has none), so vm_reg_new_vmcall_handler returns -1. Guests call the VMM
+ * with a port access instead (vm_io_port_add_handler; guestvm's platform call uses port 0x600).
  */
 #pragma once
 
