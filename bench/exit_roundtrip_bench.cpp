@@ -14,7 +14,6 @@
 
 namespace {
 
-
 void BM_guestvm_pio_exit(benchmark::State &state) {
     guestvm::bench::guestvm_exit_rate(state, "pio_loop", [](guestvm::Vm &vm, auto &exits) {
         (void)vm.add_io_handler(0x510, 4, "bench",

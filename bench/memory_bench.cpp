@@ -16,7 +16,6 @@
 
 namespace {
 
-
 void BM_region_lookup(benchmark::State &state) {
     auto host = guestvm::bench::shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");

@@ -3,12 +3,11 @@
 // when the guest stops, which vCPU served each core.
 //
 //   example_cpp_vmm GUEST.elf [VCPUS]        (exit 77 when /dev/kvm is unusable)
+#include <cstdio>
+#include <cstdlib>
 #include <guestvm/loader.hpp>
 #include <guestvm/serial.hpp>
 #include <guestvm/vm.hpp>
-
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 int main(int argc, char **argv) {

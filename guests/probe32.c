@@ -20,7 +20,8 @@ struct hvm_memmap_table_entry {
 
 static void put_hex64(u64 v) {
     serial_puts("0x");
-    for (int shift = 60; shift >= 0; shift -= 4) serial_putc("0123456789abcdef"[(v >> shift) & 0xf]);
+    for (int shift = 60; shift >= 0; shift -= 4)
+        serial_putc("0123456789abcdef"[(v >> shift) & 0xf]);
 }
 
 void probe32_main(u32 start_info) {

@@ -37,13 +37,15 @@ void uart_irq_handler(void) {
 }
 
 /* Interrupt stubs: save the caller-saved registers around a C handler. */
-#define IRQ_STUB(name, handler)                                  \
-    __asm__(".text\n" #name ":\n"                                \
+#define IRQ_STUB(name, handler)                                         \
+    __asm__(".text\n" #name                                             \
+            ":\n"                                                       \
             "  push %rax; push %rcx; push %rdx; push %rsi; push %rdi\n" \
-            "  push %r8; push %r9; push %r10; push %r11\n"          \
-            "  call " #handler "\n"                                 \
-            "  pop %r11; pop %r10; pop %r9; pop %r8\n"              \
-            "  pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rax\n"  \
+            "  push %r8; push %r9; push %r10; push %r11\n"              \
+            "  call " #handler                                          \
+            "\n"                                                        \
+            "  pop %r11; pop %r10; pop %r9; pop %r8\n"                  \
+            "  pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rax\n"      \
             "  iretq\n")
 extern char uart_irq_stub[], irq3_stub[];
 IRQ_STUB(uart_irq_stub, uart_irq_handler);
@@ -53,9 +55,9 @@ static void set_gate(int vector, char *stub) {
     unsigned long handler = (unsigned long)stub;
     unsigned short cs;
     __asm__ volatile("mov %%cs, %0" : "=r"(cs));
-    idt[vector] = (struct idt_gate){(unsigned short)handler, cs, 0, 0x8e,
-                                    (unsigned short)(handler >> 16),
-                                    (unsigned int)(handler >> 32), 0};
+    idt[vector] = (struct idt_gate){
+        (unsigned short)handler,       cs, 0, 0x8e, (unsigned short)(handler >> 16),
+        (unsigned int)(handler >> 32), 0};
 }
 
 static void lapic_write(unsigned reg, unsigned value) {
