@@ -29,7 +29,7 @@ constexpr std::uint64_t kSetupSects = 0x1f1, kBootFlag = 0x1fe, kJump = 0x200, k
 // boot_params fields outside the setup header.
 constexpr std::uint64_t kExtRamdiskImage = 0x0c0, kExtRamdiskSize = 0x0c4, kExtCmdLinePtr = 0x0c8,
                         kE820Entries = 0x1e8, kE820Table = 0x2d0;
-constexpr std::size_t kE820Max = 128;
+constexpr std::size_t kE820Max = 128, kE820EntrySize = 20;
 constexpr std::uint8_t kLoadedHigh = 0x01, kCanUseHeap = 0x80;
 constexpr std::uint16_t kXlfKernel64 = 0x01;
 
@@ -74,6 +74,38 @@ Result<std::uint64_t> place_initrd(LoadPlan &plan, const LinuxBootOptions &optio
     }
     plan.pieces.push_back({"initrd", *at, options.initrd.size(), options.initrd});
     return *at;
+}
+
+// The initrd (if any) as high as it fits below `limit`, and the PC memory map of `ram` (at most
+// `max_entries`): what both Linux boot paths hand the kernel.
+Result<std::optional<std::uint64_t>> place_initrd_and_map(
+    LoadPlan &plan, const LinuxBootOptions &options, std::span<const RamRange> ram,
+    std::uint64_t limit, std::size_t max_entries, std::string_view kind) {
+    std::optional<std::uint64_t> initrd_at;
+    if (!options.initrd.empty()) {
+        GUESTVM_TRY_ASSIGN(at, place_initrd(plan, options, ram, limit, kind));
+        initrd_at = at;
+    }
+    plan.memory_map = loaders::pc_memory_map(ram);
+    if (plan.memory_map.size() > max_entries) {
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("{}: guest RAM has too many ranges", kind));
+    }
+    return initrd_at;
+}
+
+// Writes the memory map as e820-style entries (addr, size, type) every `stride` bytes from
+// `offset`, then the command line at kCmdlineOffset.
+void write_map_and_cmdline(std::vector<std::uint8_t> &d, const LoadPlan &plan, std::size_t offset,
+                           std::size_t stride, const std::string &cmdline) {
+    for (std::size_t i = 0; i < plan.memory_map.size(); ++i) {
+        const auto &e = plan.memory_map[i];
+        const std::size_t at = offset + i * stride;
+        put_le<std::uint64_t>(d, at, e.addr);
+        put_le<std::uint64_t>(d, at + 8, e.size);
+        put_le<std::uint32_t>(d, at + 16, e.type);
+    }
+    std::copy(cmdline.begin(), cmdline.end(), d.begin() + kCmdlineOffset);
 }
 
 }  // namespace
@@ -171,15 +203,8 @@ Result<LoadPlan> plan_linux_pvh(std::span<const std::uint8_t> kernel,
             kKernelKind,
             fmt::format("PVH entry {:#x} is not inside a loaded segment below 4 GiB", entry));
     }
-    std::optional<std::uint64_t> initrd_at;
-    if (!options.initrd.empty()) {
-        GUESTVM_TRY_ASSIGN(at, place_initrd(plan, options, ram, k4GiB, kKernelKind));
-        initrd_at = at;
-    }
-    plan.memory_map = loaders::pc_memory_map(ram);
-    if (plan.memory_map.size() > kMemmapMax) {
-        return make_error(Errc::kInvalidArgument, "Linux kernel: guest RAM has too many ranges");
-    }
+    GUESTVM_TRY_ASSIGN(initrd_at,
+                       place_initrd_and_map(plan, options, ram, k4GiB, kMemmapMax, kKernelKind));
 
     auto data = std::make_shared<std::vector<std::uint8_t>>(kBootDataSize, 0);
     std::vector<std::uint8_t> &d = *data;
@@ -196,14 +221,7 @@ Result<LoadPlan> plan_linux_pvh(std::span<const std::uint8_t> kernel,
         put_le<std::uint64_t>(d, kModlistOffset, *initrd_at);
         put_le<std::uint64_t>(d, kModlistOffset + 8, options.initrd.size());
     }
-    for (std::size_t i = 0; i < plan.memory_map.size(); ++i) {
-        const auto &e = plan.memory_map[i];
-        std::size_t at = kMemmapOffset + i * kMemmapEntrySize;
-        put_le<std::uint64_t>(d, at, e.addr);
-        put_le<std::uint64_t>(d, at + 8, e.size);
-        put_le<std::uint32_t>(d, at + 16, e.type);
-    }
-    std::copy(options.cmdline.begin(), options.cmdline.end(), d.begin() + kCmdlineOffset);
+    write_map_and_cmdline(d, plan, kMemmapOffset, kMemmapEntrySize, options.cmdline);
     static_assert(kStartInfoSize <= kModlistOffset &&
                   kModlistEntrySize <= kMemmapOffset - kModlistOffset);
     plan.pieces.push_back({"boot data (hvm_start_info)", base, kBootDataSize, d});
@@ -253,16 +271,10 @@ Result<LoadPlan> plan_linux_bzimage(std::span<const std::uint8_t> kernel,
                         h.relocatable ? " or any aligned place" : ""));
     }
     plan.pieces.push_back({"kernel", *load, need, h.protected_mode});
-    std::optional<std::uint64_t> initrd_at;
-    if (!options.initrd.empty()) {
-        std::uint64_t limit = std::min<std::uint64_t>(std::uint64_t{h.initrd_addr_max} + 1, k4GiB);
-        GUESTVM_TRY_ASSIGN(at, place_initrd(plan, options, ram, limit, kBzKind));
-        initrd_at = at;
-    }
-    plan.memory_map = loaders::pc_memory_map(ram);
-    if (plan.memory_map.size() > kE820Max) {
-        return make_error(Errc::kInvalidArgument, "bzImage: guest RAM has too many ranges");
-    }
+    const std::uint64_t initrd_limit =
+        std::min<std::uint64_t>(std::uint64_t{h.initrd_addr_max} + 1, k4GiB);
+    GUESTVM_TRY_ASSIGN(initrd_at,
+                       place_initrd_and_map(plan, options, ram, initrd_limit, kE820Max, kBzKind));
 
     // The zero page: the setup header as the kernel has it, then what the loader fills in.
     auto data = std::make_shared<std::vector<std::uint8_t>>(kBootDataSize, 0);
@@ -285,14 +297,7 @@ Result<LoadPlan> plan_linux_bzimage(std::span<const std::uint8_t> kernel,
         put_le<std::uint32_t>(d, kRamdiskSize, 0);
     }
     d[kE820Entries] = static_cast<std::uint8_t>(plan.memory_map.size());
-    for (std::size_t i = 0; i < plan.memory_map.size(); ++i) {
-        const auto &e = plan.memory_map[i];
-        std::size_t at = kE820Table + i * 20;
-        put_le<std::uint64_t>(d, at, e.addr);
-        put_le<std::uint64_t>(d, at + 8, e.size);
-        put_le<std::uint32_t>(d, at + 16, e.type);
-    }
-    std::copy(options.cmdline.begin(), options.cmdline.end(), d.begin() + kCmdlineOffset);
+    write_map_and_cmdline(d, plan, kE820Table, kE820EntrySize, options.cmdline);
     plan.pieces.push_back({"boot data (zero page)", base, kBootDataSize, d});
     plan.owned.push_back(std::move(data));
     GUESTVM_TRY(loaders::check_placement(plan, ram, kBootAreaEnd, kBzKind));
