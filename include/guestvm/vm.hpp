@@ -23,6 +23,8 @@
 
 namespace guestvm {
 
+class IrqAckWatcher;
+
 namespace kvm {
 class VmFd;
 }
@@ -168,6 +170,11 @@ class Vm {
     Status set_irq_line(int irq, bool level);
     /// An edge: the line high, then low.
     Status pulse_irq(int irq);
+    /// Calls `h(irq)` once each time the guest acknowledges interrupt line `irq` (an EOI at
+    /// the PIC or the IOAPIC; KVM's resample irqfd), on the VM's interrupt thread, whoever
+    /// raised the line. A null handler removes it. kBadState without the irqchip;
+    /// kInvalidArgument for another line.
+    Status set_irq_ack_handler(int irq, std::function<void(int irq)> h);
     static constexpr int kIrqLines = 24;
 
     // ---- memory ----
@@ -274,6 +281,7 @@ class Vm {
 
     struct Devices;
     std::unique_ptr<Devices> devices_;
+    std::unique_ptr<IrqAckWatcher> irq_acks_;  // last: its thread stops first; irqchip_mutex_
 };
 
 }  // namespace guestvm

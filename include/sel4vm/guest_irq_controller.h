@@ -11,6 +11,9 @@
 extern "C" {
 #endif
 
+/** Called when the guest acknowledges an interrupt registered with vm_register_irq. */
+typedef void (*irq_ack_fn_t)(vm_vcpu_t *vcpu, int irq, void *cookie);
+
 /**
  * Creates the VM's interrupt controller. Call after vm_init and before vm_create_vcpu (KVM
  * allows it only while the VM has no vCPU); calling it again is harmless.
@@ -30,6 +33,16 @@ int vm_inject_irq(vm_vcpu_t *vcpu, int irq);
  * @return 0 on success, -1 on error (as vm_inject_irq)
  */
 int vm_set_irq_level(vm_vcpu_t *vcpu, int irq, int irq_level);
+
+/**
+ * Registers `ack_fn` for guest interrupt line `irq`: it is called with `vcpu`, `irq` and `cookie`
+ * once each time the guest acknowledges the line (an EOI at the PIC or the IOAPIC, for an
+ * interrupt raised by anyone), on the thread running vm_run, as libsel4vm calls it from its run
+ * loop. A device model re-raises the line from it while it still has work. Registering again
+ * replaces the callback; a NULL `ack_fn` removes it. Needs vm_create_default_irq_controller.
+ * @return 0 on success, -1 on error (NULL vcpu, no interrupt controller, irq outside 0..23)
+ */
+int vm_register_irq(vm_vcpu_t *vcpu, int irq, irq_ack_fn_t ack_fn, void *cookie);
 
 #ifdef __cplusplus
 }

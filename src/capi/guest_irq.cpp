@@ -35,3 +35,21 @@ int vm_inject_irq(vm_vcpu_t *vcpu, int irq) {
         return done ? 0 : fail(done.error());
     });
 }
+
+int vm_register_irq(vm_vcpu_t *vcpu, int irq, irq_ack_fn_t ack_fn, void *cookie) {
+    return guarded(-1, [&] {
+        guestvm::Vcpu *v = vcpu_of(vcpu);
+        if (v == nullptr) return fail("vm_register_irq: NULL vcpu");
+        guestvm::Vm &vm = v->vm();
+        std::function<void(int)> handler;
+        if (ack_fn != nullptr) {
+            // From KVM's interrupt thread to vm_run's thread, where libsel4vm calls it. Once the
+            // VM has stopped there is no run loop left to call it: the acknowledgement is dropped.
+            handler = [&vm, vcpu, ack_fn, cookie](int line) {
+                (void)vm.post([vcpu, ack_fn, cookie, line] { ack_fn(vcpu, line, cookie); });
+            };
+        }
+        auto done = vm.set_irq_ack_handler(irq, std::move(handler));
+        return done ? 0 : fail(done.error());
+    });
+}

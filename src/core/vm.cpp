@@ -8,6 +8,7 @@
 
 #include "arch/x86/boot.hpp"
 #include "arch/x86/platform_call.hpp"
+#include "core/irq_ack.hpp"
 #include "core/objects.hpp"
 #include "core/vcpu_loop.hpp"
 #include "devices/serial8250.hpp"
@@ -264,12 +265,18 @@ Status Vm::enable_irqchip() {
     return {};
 }
 
+namespace {
+std::unexpected<Error> no_irqchip(const std::string &vm, int irq) {
+    return make_error(Errc::kBadState, fmt::format("VM {}: IRQ {}: the VM has no interrupt "
+                                                   "controller (VmConfig::irqchip, "
+                                                   "Vm::enable_irqchip)",
+                                                   vm, irq));
+}
+}  // namespace
+
 Status Vm::set_irq_line(int irq, bool level) {
     if (!has_irqchip()) {
-        return make_error(Errc::kBadState,
-                          fmt::format("VM {}: IRQ {}: the VM has no interrupt controller "
-                                      "(VmConfig::irqchip, Vm::enable_irqchip)",
-                                      config_.name, irq));
+        return no_irqchip(config_.name, irq);
     }
     if (irq < 0 || irq >= kIrqLines) {
         return make_error(Errc::kInvalidArgument, fmt::format("VM {}: IRQ {} is not a line 0..{}",
@@ -281,6 +288,25 @@ Status Vm::set_irq_line(int irq, bool level) {
 Status Vm::pulse_irq(int irq) {
     GUESTVM_TRY(set_irq_line(irq, true));
     return set_irq_line(irq, false);
+}
+
+Status Vm::set_irq_ack_handler(int irq, std::function<void(int irq)> h) {
+    if (!has_irqchip()) {
+        return no_irqchip(config_.name, irq);
+    }
+    std::unique_lock lock(irqchip_mutex_);
+    if (!irq_acks_) {
+        if (!h) return {};
+        irq_acks_ = std::make_unique<IrqAckWatcher>(*fd_);
+    }
+    IrqAckWatcher &acks = *irq_acks_;
+    lock.unlock();  // the watcher has its own lock; a handler may call this
+    auto set = acks.set(irq, std::move(h));
+    if (!set) {
+        return make_error(set.error().code(),
+                          fmt::format("VM {}: {}", config_.name, set.error().message()));
+    }
+    return {};
 }
 
 std::int64_t Vm::cpu_on(std::int64_t core, std::uint64_t entry, std::uint64_t context_id) {

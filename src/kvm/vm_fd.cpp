@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <linux/kvm.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 
 #include "kvm/vcpu_fd.hpp"
@@ -61,6 +62,37 @@ Status VmFd::irq_line(std::uint32_t irq, bool level) const {
     line.level = level ? 1 : 0;
     if (::ioctl(fd_.get(), KVM_IRQ_LINE, &line) < 0) {
         return errno_error(fmt::format("KVM_IRQ_LINE {} level {}", irq, line.level));
+    }
+    return {};
+}
+
+Result<UniqueFd> make_eventfd() {
+    int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) return errno_error("eventfd");
+    return UniqueFd(fd);
+}
+
+Status VmFd::assign_resample_irqfd(std::uint32_t gsi, int trigger, int resample) const {
+    // api.rst 4.75: with KVM_IRQFD_FLAG_RESAMPLE the GSI is asserted by `fd` until resampled
+    // (an EOI), which de-asserts it and signals `resamplefd`.
+    kvm_irqfd irqfd{};
+    irqfd.fd = static_cast<std::uint32_t>(trigger);
+    irqfd.gsi = gsi;
+    irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+    irqfd.resamplefd = static_cast<std::uint32_t>(resample);
+    if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) {
+        return errno_error(fmt::format("KVM_IRQFD (resample) GSI {}", gsi));
+    }
+    return {};
+}
+
+Status VmFd::deassign_irqfd(std::uint32_t gsi, int trigger) const {
+    kvm_irqfd irqfd{};
+    irqfd.fd = static_cast<std::uint32_t>(trigger);
+    irqfd.gsi = gsi;
+    irqfd.flags = KVM_IRQFD_FLAG_DEASSIGN;
+    if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) {
+        return errno_error(fmt::format("KVM_IRQFD (deassign) GSI {}", gsi));
     }
     return {};
 }

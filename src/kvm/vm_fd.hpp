@@ -11,6 +11,9 @@ namespace guestvm::kvm {
 
 class VcpuFd;
 
+/// A new non-blocking, close-on-exec eventfd (counter 0).
+Result<UniqueFd> make_eventfd();
+
 /// Owns one VM descriptor. Methods are thread-safe as far as the kernel's VM ioctls are.
 class VmFd {
   public:
@@ -37,6 +40,13 @@ class VmFd {
     Status create_irqchip_and_pit() const;
     /// KVM_IRQ_LINE: drives GSI `irq` (PIC and IOAPIC pin) to `level`.
     Status irq_line(std::uint32_t irq, bool level) const;
+
+    /// KVM_IRQFD in resample mode on GSI `gsi`: a write to `trigger` asserts the line until the
+    /// guest acknowledges it; every acknowledgement (EOI at the PIC or IOAPIC) of that GSI,
+    /// whoever raised it, signals `resample`. Needs the in-kernel irqchip.
+    Status assign_resample_irqfd(std::uint32_t gsi, int trigger, int resample) const;
+    /// Undoes assign_resample_irqfd.
+    Status deassign_irqfd(std::uint32_t gsi, int trigger) const;
 
     /// KVM_CHECK_EXTENSION on this VM; 0 when absent.
     int check_extension(int cap) const noexcept;

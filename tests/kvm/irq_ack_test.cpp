@@ -1,0 +1,204 @@
+// Interrupt acknowledgements: the guest's EOI of a line reaches the VMM (Vm::set_irq_ack_handler
+// and libsel4vm's vm_register_irq). The uart_irq guest takes three UART interrupts (IRQ 4, each
+// ended with an EOI) and then waits for IRQ 3, which these tests raise from the third
+// acknowledgement of IRQ 4, as a device model re-raising a line from its ack callback would.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "kvm_fixture.hpp"
+#include "sel4vm/boot.h"
+#include "sel4vm/guest_irq_controller.h"
+#include "sel4vm/guest_vm_exits.h"
+#include "sel4vm/guestvm.h"
+
+namespace guestvm {
+namespace {
+
+const std::vector<std::string> kUartIrqLines{
+    "uart_irq: PIC and LAPIC ready",         "uart_irq: interrupt 1 iir=0x02",
+    "uart_irq: interrupt 2 iir=0x02",        "uart_irq: interrupt 3 iir=0x02",
+    "uart_irq: 3 interrupts on vector 0x24", "uart_irq: waiting for IRQ 3",
+    "uart_irq: IRQ 3 taken on vector 0x23"};
+
+/// Waits up to 5 s for `counter` to reach `want` (acknowledgements arrive on another thread).
+bool reaches(const std::atomic<int> &counter, int want) {
+    for (int i = 0; i < 500 && counter.load() < want; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return counter.load() >= want;
+}
+
+std::unique_ptr<Vm> uart_irq_vm(std::shared_ptr<Host> host, test::Capture &capture) {
+    VmConfig config = test::config("irq-ack", 64ull << 20);
+    config.serial_sink = capture.sink();
+    config.irqchip = true;
+    auto vm = Vm::create(std::move(host), std::move(config));
+    EXPECT_TRUE(vm) << (vm ? "" : vm.error().message());
+    if (!vm) return nullptr;
+    auto image = read_file(test::guest_path("uart_irq"));
+    EXPECT_TRUE(image);
+    if (!image) return nullptr;
+    auto plan = plan_elf(*image, ram_ranges((*vm)->vspace()));
+    EXPECT_TRUE(plan);
+    if (!plan || !write_plan((*vm)->vspace(), *plan)) return nullptr;
+    (*vm)->set_boot_mode(plan->entry.mode);
+    EXPECT_TRUE((*vm)->start_core(0, plan->entry));
+    return std::move(*vm);
+}
+
+TEST(IrqAck, EachEoiReachesTheHandlerOnce) {
+    GUESTVM_REQUIRE_KVM(host);
+    test::Capture capture;
+    auto vm = uart_irq_vm(host, capture);
+    ASSERT_TRUE(vm);
+    std::atomic<int> irq4{0}, irq3{0}, wrong_line{0};
+    Vm &v = *vm;
+    ASSERT_TRUE(v.set_irq_ack_handler(4, [&](int line) {
+        if (line != 4) ++wrong_line;
+        if (++irq4 == 3) {
+            EXPECT_TRUE(v.pulse_irq(3));
+        }
+    }));
+    ASSERT_TRUE(v.set_irq_ack_handler(3, [&](int line) {
+        if (line != 3) ++wrong_line;
+        ++irq3;
+    }));
+    StopInfo stop = v.run();
+    EXPECT_EQ(stop.reason, StopReason::kPowerOff) << stop.message;
+    EXPECT_EQ(capture.lines(), kUartIrqLines);
+    EXPECT_TRUE(reaches(irq3, 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // nothing more arrives
+    EXPECT_EQ(irq4.load(), 3);
+    EXPECT_EQ(irq3.load(), 1);
+    EXPECT_EQ(wrong_line.load(), 0);
+}
+
+TEST(IrqAck, ARemovedHandlerIsNotCalledAndLinesAreChecked) {
+    GUESTVM_REQUIRE_KVM(host);
+    test::Capture capture;
+    auto vm = uart_irq_vm(host, capture);
+    ASSERT_TRUE(vm);
+    Vm &v = *vm;
+    std::atomic<int> removed{0};
+    // Line 5 gets a handler and loses it again; the guest never raises it anyway, but its
+    // descriptors stay polled: a removed handler must not be called for anything.
+    ASSERT_TRUE(v.set_irq_ack_handler(4, [&](int) { ++removed; }));
+    ASSERT_TRUE(v.set_irq_ack_handler(4, nullptr));
+    ASSERT_TRUE(v.set_irq_ack_handler(4, nullptr));  // removing twice is harmless
+    ASSERT_TRUE(v.set_irq_ack_handler(5, [&](int) { ++removed; }));
+    ASSERT_TRUE(v.set_irq_ack_handler(5, nullptr));
+    // IRQ 3 raised by the VMM watching the console instead: the guest still finishes.
+    std::jthread raiser([&](std::stop_token stop) {
+        while (!stop.stop_requested() && !capture.has_complete_line("waiting for IRQ 3")) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        if (!stop.stop_requested()) {
+            EXPECT_TRUE(v.pulse_irq(3));
+        }
+    });
+    StopInfo stop = v.run();
+    raiser = {};
+    EXPECT_EQ(stop.reason, StopReason::kPowerOff) << stop.message;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(removed.load(), 0);
+
+    for (int bad : {-1, 24, 1000}) {
+        auto r = v.set_irq_ack_handler(bad, [](int) {});
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
+    }
+    auto plain = Vm::create(host, test::config("no-irqchip"));
+    ASSERT_TRUE(plain);
+    auto none = (*plain)->set_irq_ack_handler(4, [](int) {});
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().code(), Errc::kBadState);
+}
+
+// ---- the C API ----
+
+struct AckLog {
+    vm_vcpu_t *vcpu = nullptr;
+    std::vector<int> lines;
+    std::vector<std::thread::id> threads;
+    std::vector<vm_vcpu_t *> vcpus;
+    std::vector<void *> cookies;
+    int inject_result = 1;
+};
+
+void on_ack(vm_vcpu_t *vcpu, int irq, void *cookie) {
+    auto *log = static_cast<AckLog *>(cookie);
+    log->lines.push_back(irq);
+    log->threads.push_back(std::this_thread::get_id());
+    log->vcpus.push_back(vcpu);
+    log->cookies.push_back(cookie);
+    // The third UART interrupt is done: the device model raises the next line.
+    if (irq == 4 && std::count(log->lines.begin(), log->lines.end(), 4) == 3) {
+        log->inject_result = vm_inject_irq(vcpu, 3);
+    }
+}
+
+void collect(int, const char *bytes, size_t len, void *cookie) {
+    static_cast<std::string *>(cookie)->append(bytes, len);
+}
+
+TEST(IrqAck, VmRegisterIrqCallsBackOnVmRunsThread) {
+    GUESTVM_REQUIRE_KVM(host);
+    EXPECT_EQ(vm_register_irq(nullptr, 4, on_ack, nullptr), -1);
+    vm_t vm{};
+    std::string out;
+    guestvm_vm_options_t opts{};
+    opts.ram_bytes = 64u << 20;
+    opts.serial = collect;
+    opts.serial_cookie = &out;
+    ASSERT_EQ(guestvm_vm_init(&vm, "vm-register-irq", &opts), 0) << guestvm_last_error();
+    ASSERT_EQ(guestvm_vm_load_elf(&vm, test::guest_path("uart_irq").c_str()), 0);
+    vm_vcpu_t *no_pic = vm_create_vcpu(&vm, 100);
+    ASSERT_NE(no_pic, nullptr);
+    EXPECT_EQ(vm_register_irq(no_pic, 4, on_ack, nullptr), -1);  // no interrupt controller
+    EXPECT_NE(std::string(guestvm_last_error()).find("no interrupt controller"), std::string::npos);
+    ASSERT_EQ(vm_destroy(&vm), 0);
+
+    ASSERT_EQ(guestvm_vm_init(&vm, "vm-register-irq", &opts), 0) << guestvm_last_error();
+    ASSERT_EQ(guestvm_vm_load_elf(&vm, test::guest_path("uart_irq").c_str()), 0);
+    ASSERT_EQ(vm_create_default_irq_controller(&vm), 0) << guestvm_last_error();
+    vm_vcpu_t *vcpu = vm_create_vcpu(&vm, 100);
+    ASSERT_NE(vcpu, nullptr);
+    AckLog log;
+    EXPECT_EQ(vm_register_irq(vcpu, 24, on_ack, &log), -1);
+    EXPECT_EQ(vm_register_irq(vcpu, -1, on_ack, &log), -1);
+    ASSERT_EQ(vm_register_irq(vcpu, 4, on_ack, &log), 0) << guestvm_last_error();
+    ASSERT_EQ(vm_register_irq(vcpu, 3, on_ack, &log), 0);
+    ASSERT_EQ(vm_register_irq(vcpu, 6, on_ack, &log), 0);
+    ASSERT_EQ(vm_register_irq(vcpu, 6, nullptr, nullptr), 0);  // removed again
+    ASSERT_EQ(vcpu_start(vcpu), 0) << guestvm_last_error();
+    EXPECT_EQ(vm_run(&vm), 0) << guestvm_last_error();
+    EXPECT_EQ(guestvm_vm_stop_reason(&vm, nullptr, 0), GUESTVM_STOP_POWER_OFF);
+    // IRQ 4's three acknowledgements came before IRQ 3 was raised (the guest could not have
+    // finished otherwise); IRQ 3's may arrive after the guest powered off, when no run loop is
+    // left to call it, so it is seen at most once.
+    ASSERT_GE(log.lines.size(), 3u);
+    EXPECT_EQ(std::vector<int>(log.lines.begin(), log.lines.begin() + 3),
+              (std::vector<int>{4, 4, 4}));
+    EXPECT_LE(log.lines.size(), 4u);
+    if (log.lines.size() == 4) {
+        EXPECT_EQ(log.lines[3], 3);
+    }
+    EXPECT_EQ(log.inject_result, 0);
+    for (std::size_t i = 0; i < log.lines.size(); ++i) {
+        EXPECT_EQ(log.threads[i], std::this_thread::get_id()) << "ack " << i;
+        EXPECT_EQ(log.vcpus[i], vcpu);
+        EXPECT_EQ(log.cookies[i], &log);
+    }
+    for (const auto &line : kUartIrqLines) {
+        EXPECT_NE(out.find(line + "\n"), std::string::npos) << line << "\n" << out;
+    }
+    EXPECT_EQ(vm_destroy(&vm), 0);
+}
+
+}  // namespace
+}  // namespace guestvm
