@@ -14,7 +14,7 @@
 namespace guestvm {
 
 /// The kinds of object a capability can name.
-enum class ObjectType : std::uint8_t { kTcb, kVcpu };
+enum class ObjectType : std::uint8_t { kTcb, kVcpu, kFrame };
 
 const char *object_type_name(ObjectType type) noexcept;
 

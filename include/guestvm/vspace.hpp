@@ -21,6 +21,7 @@ class VmFd;
 }  // namespace kvm
 
 class VmmVSpace;
+class Frame;
 
 /// What occupies a range of guest-physical space.
 enum class AreaKind : std::uint8_t {
@@ -72,6 +73,13 @@ class GuestVSpace {
     /// Reserves [base, base+size) with no memory behind it: every guest access (1, 2, 4 or 8
     /// bytes, read or write) reaches `handler`. Refuses overlap like add_ram.
     Status reserve(GuestPhysAddr base, std::uint64_t size, std::string name, MmioHandler handler);
+    /// Backs the reservation that starts at `base` with `frames`, laid end to end from `base`
+    /// and covering it exactly, each at an address aligned to its size. From then on the guest
+    /// uses that memory directly: it reads and writes it (`writable`), or only reads it and its
+    /// writes still reach the reservation's handler. kBadState if it is mapped already;
+    /// remove(base) unmaps it with the reservation. The frames stay alive while mapped.
+    Status map_frames(GuestPhysAddr base, std::span<const std::shared_ptr<Frame>> frames,
+                      bool writable);
     /// Removes the area that starts at `base`; refused while a VMM view of it exists.
     Status remove(GuestPhysAddr base);
 
@@ -105,6 +113,9 @@ class GuestVSpace {
     Status insert(GuestPhysAddr base, std::uint64_t size, std::string name, AreaKind kind,
                   MmioHandler handler);
     bool overlaps_locked(std::uint64_t base, std::uint64_t size) const;
+    Status check_slot_left_locked(const std::string &name) const;
+    /// Gives `region` a KVM slot over `host` and records the host mapping (region.slot/host).
+    Status attach_locked(GuestRegion &region, std::uint8_t *host);
     const Area *find_locked(std::uint64_t gpa) const;
 
     const kvm::VmFd &vm_;

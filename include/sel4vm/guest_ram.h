@@ -36,8 +36,9 @@ int vm_ram_touch(vm_t *vm, uintptr_t addr, size_t size, ram_touch_callback_fn to
                  void *cookie);
 
 /**
- * Registers `bytes` (rounded up to pages) of RAM at the lowest free page-aligned guest-physical
- * address at or above 1 MiB (skipping the MMIO hole at 3-4 GiB).
+ * Registers `bytes` (rounded up to pages) of RAM. With anonymous pools (vm_memory_make_anon)
+ * it comes from them, as in libsel4vm; without any, from the lowest free page-aligned
+ * guest-physical address at or above 1 MiB (skipping the MMIO hole at 3-4 GiB).
  * @return the address, or 0 on error (guestvm never places RAM from here at 0)
  */
 uintptr_t vm_ram_register(vm_t *vm, size_t bytes);
@@ -52,6 +53,16 @@ uintptr_t vm_ram_register(vm_t *vm, size_t bytes);
  *         no KVM memory slot left)
  */
 int vm_ram_register_at(vm_t *vm, uintptr_t start, size_t bytes, bool untyped);
+
+/**
+ * Registers RAM at [start, start+bytes) backed by the caller's frames: `map_iterator` gives
+ * them as for vm_map_reservation (so the memory can be shared, e.g. a dataport). A guest access
+ * the frames do not allow (a write to read-only frames) is an error that stops the VM.
+ * @return 0 on success, -1 on error (as vm_ram_register_at and vm_map_reservation; nothing is
+ *         left registered)
+ */
+int vm_ram_register_at_custom_iterator(vm_t *vm, uintptr_t start, size_t bytes,
+                                       memory_map_iterator_fn map_iterator, void *cookie);
 
 /*
  * RAM bookkeeping, as libsel4vm keeps it in vm->mem.ram_regions (sorted, adjacent regions with

@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <sel4vm/arch/guest_vm_arch.h>
 #include <sel4vm/guest_memory.h>
 #include <sel4vm/sel4_compat.h>
 
@@ -61,11 +62,6 @@ struct vm_tcb {
     int priority;
 };
 
-struct vm_vcpu_arch {
-    void *guest_state;
-    void *lapic;
-};
-
 struct vm_vcpu {
     struct vm *vm;     /**< parent VM */
     vka_object_t vcpu; /**< vcpu.cptr: capability to the VCPU object (the KVM vCPU) */
@@ -86,11 +82,6 @@ struct vm_run {
 struct vm_cspace {
     vka_object_t cspace_obj;
     seL4_Word cspace_root_data;
-};
-
-struct vm_arch {
-    uintptr_t guest_pd;
-    void *reserved[4];
 };
 
 struct vm {

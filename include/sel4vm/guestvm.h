@@ -109,6 +109,32 @@ int guestvm_vspace_regions(vspace_t *vspace, guestvm_region_t *out, size_t max);
  */
 int guestvm_vspace_translate(vspace_t *vspace, uint64_t addr, size_t len, uint64_t *out);
 
+/*
+ * Frames: what libsel4vm VMMs get from a vka (vka_alloc_frame) and map with vm_frame_t,
+ * vm_map_reservation, vm_map_reservation_frames or vm_ram_register_at_custom_iterator.
+ */
+
+/**
+ * Makes a frame of 2^size_bits zeroed bytes (12, 21 or 30: 4 KiB, 2 MiB, 1 GiB; memory is
+ * committed on first touch), named by a new capability in guestvm's capability space.
+ * @return the capability, or seL4_CapNull on error (another size, no /dev/kvm)
+ */
+seL4_CPtr guestvm_frame_alloc(size_t size_bits);
+
+/**
+ * The VMM's own mapping of a frame: what the guest sees wherever the frame is mapped.
+ * @param size  receives the frame's size in bytes (may be NULL)
+ * @return the address (valid until guestvm_frame_free), or NULL (not a live frame capability)
+ */
+void *guestvm_frame_data(seL4_CPtr frame, size_t *size);
+
+/**
+ * Deletes a frame's capability. Reservations that map the frame keep its memory until they
+ * are freed; the address from guestvm_frame_data is invalid from now on.
+ * @return 0, or -1 (not a live frame capability)
+ */
+int guestvm_frame_free(seL4_CPtr frame);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,37 @@ typedef int8_t seL4_Bool;
 /** The null capability. */
 #define seL4_CapNull ((seL4_CPtr)0)
 
+/** Access rights on a capability, laid out as seL4's: bit 0 write, 1 read, 2 grant,
+ *  3 grant-reply. */
+typedef struct seL4_CapRights {
+    seL4_Word words[1];
+} seL4_CapRights_t;
+
+static inline seL4_CapRights_t seL4_CapRights_new(seL4_Word grant_reply, seL4_Word grant,
+                                                  seL4_Word read, seL4_Word write) {
+    seL4_CapRights_t r;
+    r.words[0] =
+        ((grant_reply & 1u) << 3) | ((grant & 1u) << 2) | ((read & 1u) << 1) | (write & 1u);
+    return r;
+}
+static inline seL4_Word seL4_CapRights_get_capAllowWrite(seL4_CapRights_t r) {
+    return r.words[0] & 1u;
+}
+static inline seL4_Word seL4_CapRights_get_capAllowRead(seL4_CapRights_t r) {
+    return (r.words[0] >> 1) & 1u;
+}
+static inline seL4_Word seL4_CapRights_get_capAllowGrant(seL4_CapRights_t r) {
+    return (r.words[0] >> 2) & 1u;
+}
+static inline seL4_Word seL4_CapRights_get_capAllowGrantReply(seL4_CapRights_t r) {
+    return (r.words[0] >> 3) & 1u;
+}
+#define seL4_AllRights seL4_CapRights_new(1, 1, 1, 1)
+#define seL4_CanRead seL4_CapRights_new(0, 0, 1, 0)
+#define seL4_CanWrite seL4_CapRights_new(0, 0, 0, 1)
+#define seL4_ReadWrite seL4_CapRights_new(0, 0, 1, 1)
+#define seL4_NoRights seL4_CapRights_new(0, 0, 0, 0)
+
 typedef struct seL4_MessageInfo {
     seL4_Word words[1];
 } seL4_MessageInfo_t;

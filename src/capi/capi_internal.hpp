@@ -4,22 +4,35 @@
 #include <atomic>
 #include <exception>
 #include <list>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "guestvm/error.hpp"
 #include "guestvm/vm.hpp"
+#include "sel4vm/arch/ioports.h"
 #include "sel4vm/guest_memory.h"
 #include "sel4vm/guest_vm.h"
 #include "sel4vm/guestvm.h"
 
-/// A reservation made through vm_reserve_memory_at.
+/// A reservation made through vm_reserve_memory_at or vm_reserve_anon_memory.
 struct vm_memory_reservation {
     vm_t *vm;
     uintptr_t addr;
     size_t size;
+    bool anon = false;    ///< placed in an anonymous pool (freeing gives it back)
+    bool mapped = false;  ///< backed by frames (vm_map_reservation)
 };
+
+namespace guestvm::capi {
+/// An anonymous pool (vm_memory_make_anon) and the ranges taken from it.
+struct AnonPool {
+    std::uint64_t addr = 0, size = 0;
+    std::map<std::uint64_t, std::uint64_t> taken;  // start -> end
+};
+}  // namespace guestvm::capi
 
 /// Everything a vm_t owns on the C side; the C++ Vm is the truth, the rest are mirrors/handles.
 struct guestvm_vm_state {
@@ -32,7 +45,9 @@ struct guestvm_vm_state {
     std::vector<std::unique_ptr<std::atomic<bool>>> state_written;
     std::vector<vm_ram_region> ram_regions;  // vm->mem.ram_regions points here
     std::list<std::unique_ptr<vm_memory_reservation>> reservations;  // handles given out
-    std::unique_ptr<guestvm::Vm> vm;  // last: destroyed (threads joined) first
+    std::vector<guestvm::capi::AnonPool> anon_pools;
+    std::vector<vm_ioport_entry_t> ioports;  // vm->arch.ioport_list points here, by start
+    std::unique_ptr<guestvm::Vm> vm;         // last: destroyed (threads joined) first
 };
 
 namespace guestvm::capi {
@@ -76,6 +91,20 @@ inline vm_vcpu_t *mirror_of(Vcpu *vcpu) noexcept {
 /// get_vcpu_fault_* accessors on this thread while it runs, and maps its answer.
 ExitAction call_fault_callback(vm_t *vm, ExitContext &ctx, MmioAccess &access,
                                memory_fault_callback_fn callback, void *cookie);
+
+/// Reserves guest-physical [addr, addr+size) for a libsel4vm fault callback and hands out
+/// the handle (vm_reserve_memory_at; `anon`: inside a pool, by vm_reserve_anon_memory).
+vm_memory_reservation_t *reserve(vm_t *vm, uintptr_t addr, size_t size,
+                                 memory_fault_callback_fn callback, void *cookie, bool anon);
+/// Whether [addr, addr+size) touches an anonymous pool of `vm`.
+bool overlaps_anon_pool(const vm_t *vm, std::uint64_t addr, std::uint64_t size);
+/// True, with `fn`'s error message set, when [addr, addr+size) touches an anonymous pool
+/// (only vm_reserve_anon_memory and vm_ram_register place things there).
+bool in_anon_pool(const vm_t *vm, std::uint64_t addr, std::uint64_t size, const char *fn);
+/// Takes the lowest free `align`-aligned [x, x+size) from the pools; nullopt when none fits.
+std::optional<std::uint64_t> anon_take(vm_t *vm, std::uint64_t size, std::uint64_t align);
+/// Gives a range taken by anon_take back to its pool.
+void anon_give_back(vm_t *vm, std::uint64_t addr);
 
 /// Records registered RAM [start, start+size) as unallocated in vm->mem.ram_regions.
 void record_ram(vm_t *vm, std::uint64_t start, std::uint64_t size);

@@ -1,6 +1,7 @@
 // libsel4vm's x86 I/O-port interface over guestvm's port bus.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "capi/capi_internal.hpp"
@@ -64,7 +65,16 @@ int vm_io_port_add_handler(vm_t *vm, vm_ioport_range_t range, vm_ioport_interfac
                 if (r == IO_FAULT_HANDLED) write_value(a, value);
                 return to_action(r, a);
             });
-        return added ? 0 : fail(added.error());
+        if (!added) return fail(added.error());
+        // vm->arch.ioport_list, as libsel4vm keeps it: every handler, sorted by first port.
+        auto &list = vm->guestvm->ioports;
+        auto at = std::upper_bound(
+            list.begin(), list.end(), range.start,
+            [](std::uint16_t port, const vm_ioport_entry_t &e) { return port < e.range.start; });
+        list.insert(at, vm_ioport_entry_t{range, iface});
+        vm->arch.ioport_list.num_ioports = static_cast<int>(list.size());
+        vm->arch.ioport_list.ioports = list.data();
+        return 0;
     });
 }
 
@@ -85,7 +95,10 @@ int vm_register_unhandled_ioport_callback(vm_t *vm, unhandled_ioport_callback_fn
             };
         }
         auto set = v->set_unhandled_io_handler(std::move(handler));
-        return set ? 0 : fail(set.error());
+        if (!set) return fail(set.error());
+        vm->arch.unhandled_ioport_callback = callback;
+        vm->arch.unhandled_ioport_callback_cookie = cookie;
+        return 0;
     });
 }
 

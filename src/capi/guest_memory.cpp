@@ -81,6 +81,22 @@ uintptr_t vm_ram_register(vm_t *vm, size_t bytes) {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr || bytes == 0) return fail("vm_ram_register: NULL vm or 0 bytes"), 0;
         std::uint64_t size = (bytes + guestvm::capi::kPage - 1) & ~(guestvm::capi::kPage - 1);
+        if (!vm->guestvm->anon_pools.empty()) {
+            // As libsel4vm: RAM comes from the anonymous pools once there are any.
+            auto at = guestvm::capi::anon_take(vm, size, guestvm::capi::kPage);
+            if (!at) {
+                return fail(fmt::format("vm_ram_register: no anonymous pool has {:#x} free bytes",
+                                        size)),
+                       0;
+            }
+            auto added = v->vspace().add_ram(guestvm::GuestPhysAddr(*at), size, "ram");
+            if (!added) {
+                guestvm::capi::anon_give_back(vm, *at);
+                return fail(added.error()), 0;
+            }
+            guestvm::capi::record_ram(vm, *at, size);
+            return static_cast<uintptr_t>(*at);
+        }
         auto at = v->vspace().add_ram_anywhere(size, "ram");
         if (!at) return fail(at.error()), 0;
         guestvm::capi::record_ram(vm, at->value(), size);
@@ -136,22 +152,11 @@ vm_memory_reservation_t *vm_reserve_memory_at(vm_t *vm, uintptr_t addr, size_t s
                                               memory_fault_callback_fn fault_callback,
                                               void *cookie) {
     return guarded<vm_memory_reservation_t *>(nullptr, [&]() -> vm_memory_reservation_t * {
-        guestvm::Vm *v = vm_of(vm);
-        if (v == nullptr || fault_callback == nullptr) {
+        if (vm_of(vm) == nullptr || fault_callback == nullptr) {
             return fail("vm_reserve_memory_at: NULL vm or callback"), nullptr;
         }
-        auto handler = [vm, fault_callback, cookie](guestvm::ExitContext &ctx,
-                                                    guestvm::MmioAccess &a) {
-            return guestvm::capi::call_fault_callback(vm, ctx, a, fault_callback, cookie);
-        };
-        auto reserved = v->vspace().reserve(guestvm::GuestPhysAddr(addr), size,
-                                            fmt::format("reservation@{:#x}", addr), handler);
-        if (!reserved) return fail(reserved.error()), nullptr;
-        auto handle =
-            std::make_unique<vm_memory_reservation>(vm_memory_reservation{vm, addr, size});
-        vm_memory_reservation_t *raw = handle.get();
-        vm->guestvm->reservations.push_back(std::move(handle));
-        return raw;
+        if (guestvm::capi::in_anon_pool(vm, addr, size, "vm_reserve_memory_at")) return nullptr;
+        return guestvm::capi::reserve(vm, addr, size, fault_callback, cookie, false);
     });
 }
 
@@ -166,6 +171,7 @@ int vm_free_reserved_memory(vm_t *vm, vm_memory_reservation_t *reservation) {
         if (it == list.end()) return fail("vm_free_reserved_memory: not a reservation of this VM");
         auto removed = v->vspace().remove(guestvm::GuestPhysAddr(reservation->addr));
         if (!removed) return fail(removed.error());
+        if (reservation->anon) guestvm::capi::anon_give_back(vm, reservation->addr);
         list.erase(it);
         return 0;
     });

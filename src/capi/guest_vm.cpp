@@ -94,7 +94,7 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
         state->vm = std::move(*created);
         vm->vm_name = state->name.data();
         vm->vm_id = next_vm_id.fetch_add(1);
-        vm->run.exit_reason = -1;
+        vm->run.exit_reason = VM_GUEST_UNKNOWN_EXIT;  // as libsel4vm's vm_init
         vm->mem.vm_vspace = {&state->vm->vspace(), GUESTVM_VSPACE_GUEST};
         vm->mem.vmm_vspace = {&state->vm->vmm_vspace(), GUESTVM_VSPACE_VMM};
         vm->guestvm = state.release();  // owned by vm_t until vm_destroy
@@ -106,8 +106,15 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
     });
 }
 
-int vm_init(vm_t *vm, vka_t *, simple_t *, vspace_t, ps_io_ops_t *, seL4_CPtr, const char *name) {
-    return guestvm_vm_init(vm, name, nullptr);
+int vm_init(vm_t *vm, vka_t *vka, simple_t *host_simple, vspace_t, ps_io_ops_t *io_ops,
+            seL4_CPtr host_endpoint, const char *name) {
+    if (guestvm_vm_init(vm, name, nullptr) != 0) return -1;
+    // Kept as libsel4vm keeps them, for VMM code that reads them back; guestvm uses none.
+    vm->vka = vka;
+    vm->simple = host_simple;
+    vm->io_ops = io_ops;
+    vm->host_endpoint = host_endpoint;
+    return 0;
 }
 
 int vm_destroy(vm_t *vm) {
@@ -197,6 +204,7 @@ int vm_run(vm_t *vm) {
     return guarded(-1, [&] {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr) return fail("vm_run: NULL or uninitialised vm");
+        vm->run.exit_reason = -1;  // as libsel4vm: running, no exit reason yet
         guestvm::StopInfo info = v->run();
         switch (info.reason) {
             case guestvm::StopReason::kPowerOff:
@@ -264,6 +272,7 @@ int vm_ram_register_at(vm_t *vm, uintptr_t start, size_t bytes, bool) {
     return guarded(-1, [&] {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr) return fail("vm_ram_register_at: NULL or uninitialised vm");
+        if (guestvm::capi::in_anon_pool(vm, start, bytes, "vm_ram_register_at")) return -1;
         auto added = v->vspace().add_ram(guestvm::GuestPhysAddr(start), bytes,
                                          fmt::format("ram@{:#x}", start));
         if (!added) return fail(added.error());

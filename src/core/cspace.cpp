@@ -10,6 +10,8 @@ const char *object_type_name(ObjectType type) noexcept {
             return "TCB";
         case ObjectType::kVcpu:
             return "VCPU";
+        case ObjectType::kFrame:
+            return "Frame";
     }
     return "unknown";
 }

@@ -6,16 +6,37 @@
 
 namespace guestvm::kvm {
 
-Result<Mapping> Mapping::anonymous(std::size_t size) {
-    if (size == 0) {
-        return make_error(Errc::kInvalidArgument, "anonymous mapping of 0 bytes");
-    }
-    void *addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (addr == MAP_FAILED) {
-        return errno_error(fmt::format("mmap anonymous {:#x} bytes", size));
-    }
+Result<Mapping> Mapping::map_anonymous(std::size_t size, int prot, int flags, const char *what) {
+    if (size == 0) return make_error(Errc::kInvalidArgument, fmt::format("{} of 0 bytes", what));
+    void *addr = ::mmap(nullptr, size, prot, flags | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (addr == MAP_FAILED) return errno_error(fmt::format("mmap {} of {:#x} bytes", what, size));
     return Mapping(addr, size);
+}
+
+Result<Mapping> Mapping::anonymous(std::size_t size) {
+    return map_anonymous(size, PROT_READ | PROT_WRITE, MAP_PRIVATE, "anonymous mapping");
+}
+
+Result<Mapping> Mapping::shared_anonymous(std::size_t size) {
+    return map_anonymous(size, PROT_READ | PROT_WRITE, MAP_SHARED, "shared anonymous memory");
+}
+
+Result<Mapping> Mapping::address_range(std::size_t size) {
+    return map_anonymous(size, PROT_NONE, MAP_PRIVATE, "address range");
+}
+
+Status Mapping::alias_at(std::size_t offset, const std::uint8_t *source, std::size_t size) {
+    if (offset > size_ || size > size_ - offset) {
+        return make_error(
+            Errc::kInvalidArgument,
+            fmt::format("alias [{:#x}, +{:#x}) outside a {:#x}-byte range", offset, size, size_));
+    }
+    // mremap(2): an old size of 0 on a shared mapping makes a second mapping of the same pages.
+    void *want = static_cast<std::uint8_t *>(addr_) + offset;
+    void *got =
+        ::mremap(const_cast<std::uint8_t *>(source), 0, size, MREMAP_MAYMOVE | MREMAP_FIXED, want);
+    if (got == MAP_FAILED) return errno_error(fmt::format("mremap alias of {:#x} bytes", size));
+    return {};
 }
 
 Result<Mapping> Mapping::shared_file(int fd, std::size_t size, const char *what) {

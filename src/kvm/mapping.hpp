@@ -42,6 +42,14 @@ class Mapping {
     /// placed by the kernel (used for VMM views of guest memory).
     static Result<Mapping> shared_view(int fd, std::uint64_t offset, std::size_t size, int prot);
 
+    /// Zeroed shared anonymous memory (shmem): memory another mapping can alias (alias_at).
+    static Result<Mapping> shared_anonymous(std::size_t size);
+    /// Address space only (PROT_NONE, no memory), to be filled with alias_at.
+    static Result<Mapping> address_range(std::size_t size);
+    /// Maps the pages of `source` (a shared mapping) again at `offset` inside this range,
+    /// replacing what was there; both mappings then show the same memory.
+    Status alias_at(std::size_t offset, const std::uint8_t *source, std::size_t size);
+
     std::uint8_t *data() const noexcept { return static_cast<std::uint8_t *>(addr_); }
     std::size_t size() const noexcept { return size_; }
     bool valid() const noexcept { return addr_ != nullptr; }
@@ -49,6 +57,7 @@ class Mapping {
 
   private:
     friend Result<SharedMemory> create_shared_memory(std::size_t size, const char *name);
+    static Result<Mapping> map_anonymous(std::size_t size, int prot, int flags, const char *what);
     Mapping(void *addr, std::size_t size) : addr_(addr), size_(size) {}
     void *addr_ = nullptr;
     std::size_t size_ = 0;

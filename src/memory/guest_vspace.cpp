@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "common/handler_scope.hpp"
+#include "guestvm/frame.hpp"
 #include "guestvm/vspace.hpp"
 #include "kvm/mapping.hpp"
 #include "kvm/vm_fd.hpp"
@@ -46,8 +47,9 @@ const char *kind_name(AreaKind kind) {
 
 struct GuestVSpace::Area {
     GuestRegion region;
-    kvm::SharedMemory memory;                    // RAM only
+    kvm::SharedMemory memory;                    // RAM only (frames: no fd, their aliases)
     std::shared_ptr<const MmioHandler> handler;  // reservations; writes to read-only RAM
+    std::vector<std::shared_ptr<Frame>> frames;  // a reservation backed by map_frames
 };
 
 GuestVSpace::GuestVSpace(const kvm::VmFd &vm, VmmVSpace &vmm, int max_slots,
@@ -80,11 +82,46 @@ const GuestVSpace::Area *GuestVSpace::find_locked(std::uint64_t gpa) const {
     return a.region.contains(gpa, 1) ? &a : nullptr;
 }
 
-Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string name, AreaKind kind,
-                           MmioHandler handler) {
+namespace {
+Status check_not_in_exit_handler() {
     if (in_exit_handler()) {
         return make_error(Errc::kBadState, "exit handlers cannot change guest memory");
     }
+    return {};
+}
+}  // namespace
+
+Status GuestVSpace::check_slot_left_locked(const std::string &name) const {
+    if (free_slots_.empty() && next_slot_ >= static_cast<std::uint32_t>(max_slots_)) {
+        return make_error(Errc::kResourceExhausted,
+                          fmt::format("no KVM memory slot left for {}", name));
+    }
+    return {};
+}
+
+Status GuestVSpace::attach_locked(GuestRegion &region, std::uint8_t *host) {
+    const std::uint32_t slot = free_slots_.empty() ? next_slot_ : free_slots_.back();
+    const std::uint64_t gpa = region.base.value();
+    GUESTVM_TRY(vm_.set_memory_region(slot, gpa, region.size, host, region.read_only()));
+    auto recorded =
+        vmm_.record(HostMapping{HostVirtAddr(reinterpret_cast<std::uintptr_t>(host)), region.size,
+                                PROT_READ | PROT_WRITE, region.base, region.name, false});
+    if (!recorded) {
+        (void)vm_.set_memory_region(slot, gpa, 0, nullptr, false);
+        return std::unexpected(std::move(recorded).error());
+    }
+    if (free_slots_.empty())
+        ++next_slot_;
+    else
+        free_slots_.pop_back();
+    region.slot = slot;
+    region.host = host;
+    return {};
+}
+
+Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string name, AreaKind kind,
+                           MmioHandler handler) {
+    GUESTVM_TRY(check_not_in_exit_handler());
     const std::uint64_t b = base.value();
     GUESTVM_TRY(check_range(b, size, name));
     if (kind == AreaKind::kReservation && !handler) {
@@ -111,30 +148,13 @@ Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string n
     }
     Area area{GuestRegion{base, size, nullptr, kind, 0, std::move(name)},
               {},
-              handler ? std::make_shared<const MmioHandler>(std::move(handler)) : nullptr};
+              handler ? std::make_shared<const MmioHandler>(std::move(handler)) : nullptr,
+              {}};
     if (area.region.is_ram()) {
-        if (free_slots_.empty() && next_slot_ >= static_cast<std::uint32_t>(max_slots_)) {
-            return make_error(Errc::kResourceExhausted,
-                              fmt::format("no KVM memory slot left for {}", area.region.name));
-        }
+        GUESTVM_TRY(check_slot_left_locked(area.region.name));
         auto memory = kvm::create_shared_memory(size, area.region.name.c_str());
         if (!memory) return std::unexpected(std::move(memory).error());
-        std::uint32_t slot = free_slots_.empty() ? next_slot_ : free_slots_.back();
-        const bool ro = kind == AreaKind::kReadOnlyRam;
-        GUESTVM_TRY(vm_.set_memory_region(slot, b, size, memory->mapping.data(), ro));
-        auto host = HostVirtAddr(reinterpret_cast<std::uintptr_t>(memory->mapping.data()));
-        auto recorded = vmm_.record(
-            HostMapping{host, size, PROT_READ | PROT_WRITE, base, area.region.name, false});
-        if (!recorded) {
-            (void)vm_.set_memory_region(slot, b, 0, nullptr, false);
-            return std::unexpected(std::move(recorded).error());
-        }
-        if (free_slots_.empty())
-            ++next_slot_;
-        else
-            free_slots_.pop_back();
-        area.region.slot = slot;
-        area.region.host = memory->mapping.data();
+        GUESTVM_TRY(attach_locked(area.region, memory->mapping.data()));
         area.memory = std::move(*memory);
     }
     auto it = std::upper_bound(areas_.begin(), areas_.end(), b, [](std::uint64_t a, const Area &r) {
@@ -193,10 +213,68 @@ Result<GuestPhysAddr> GuestVSpace::add_ram_anywhere(std::uint64_t size, std::str
     return GuestPhysAddr(candidate);
 }
 
-Status GuestVSpace::remove(GuestPhysAddr base) {
-    if (in_exit_handler()) {
-        return make_error(Errc::kBadState, "exit handlers cannot change guest memory");
+Status GuestVSpace::map_frames(GuestPhysAddr base, std::span<const std::shared_ptr<Frame>> frames,
+                               bool writable) {
+    GUESTVM_TRY(check_not_in_exit_handler());
+    if (!writable && !readonly_supported_) {
+        return make_error(Errc::kSystem, "this KVM has no read-only memory (KVM_CAP_READONLY_MEM)");
     }
+    std::unique_lock lock(mutex_);
+    auto it = std::find_if(areas_.begin(), areas_.end(),
+                           [&](const Area &a) { return a.region.base == base; });
+    if (it == areas_.end()) {
+        return make_error(Errc::kNotFound,
+                          fmt::format("no reservation starts at {:#x}", base.value()));
+    }
+    if (!it->frames.empty()) {
+        return make_error(Errc::kBadState, fmt::format("reservation {} at {:#x} is mapped already",
+                                                       it->region.name, base.value()));
+    }
+    if (it->region.kind != AreaKind::kReservation) {
+        return make_error(
+            Errc::kInvalidArgument,
+            fmt::format("{} at {:#x} is RAM, not a reservation", it->region.name, base.value()));
+    }
+    Area &area = *it;
+    std::uint64_t offset = 0;
+    for (const auto &frame : frames) {
+        if (!frame) return make_error(Errc::kInvalidArgument, "map_frames: null frame");
+        const std::uint64_t gpa = base.value() + offset;
+        if (gpa % frame->size() != 0 || offset >= area.region.size ||
+            frame->size() > area.region.size - offset) {
+            return make_error(
+                Errc::kInvalidArgument,
+                fmt::format("reservation {} [{:#x}, +{:#x}): a {:#x}-byte frame "
+                            "does not fit at {:#x} (aligned, inside)",
+                            area.region.name, base.value(), area.region.size, frame->size(), gpa));
+        }
+        offset += frame->size();
+    }
+    if (offset != area.region.size) {
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("reservation {} is {:#x} bytes; the frames cover {:#x}",
+                                      area.region.name, area.region.size, offset));
+    }
+    GUESTVM_TRY(check_slot_left_locked(area.region.name));
+    // One host range holding every frame's pages in order, so one KVM slot covers it.
+    auto range = kvm::Mapping::address_range(area.region.size);
+    if (!range) return std::unexpected(std::move(range).error());
+    offset = 0;
+    for (const auto &frame : frames) {
+        GUESTVM_TRY(range->alias_at(offset, frame->bytes().data(), frame->size()));
+        offset += frame->size();
+    }
+    GuestRegion mapped = area.region;
+    mapped.kind = writable ? AreaKind::kRam : AreaKind::kReadOnlyRam;
+    GUESTVM_TRY(attach_locked(mapped, range->data()));
+    area.region = std::move(mapped);
+    area.memory.mapping = std::move(*range);
+    area.frames.assign(frames.begin(), frames.end());
+    return {};
+}
+
+Status GuestVSpace::remove(GuestPhysAddr base) {
+    GUESTVM_TRY(check_not_in_exit_handler());
     std::unique_lock lock(mutex_);
     auto it = std::find_if(areas_.begin(), areas_.end(),
                            [&](const Area &a) { return a.region.base == base; });
@@ -324,6 +402,12 @@ Result<GuestVSpace::Backing> GuestVSpace::backing(GuestPhysAddr gpa, std::uint64
         return make_error(Errc::kNotFound,
                           fmt::format("guest-physical [{:#x}, +{:#x}) is not inside one RAM area",
                                       gpa.value(), len));
+    }
+    if (!a->memory.fd.valid()) {
+        return make_error(Errc::kBadState,
+                          fmt::format("{} is backed by frames, not by one memory file: map the "
+                                      "frames themselves",
+                                      a->region.name));
     }
     return Backing{a->memory.fd.get(), gpa.value() - a->region.base.value()};
 }

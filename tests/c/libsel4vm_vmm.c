@@ -117,6 +117,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "vm_init failed (no usable /dev/kvm?)\n");
         return 77;
     }
+    CHECK(vm.run.exit_reason == VM_GUEST_UNKNOWN_EXIT && vm.vm_initialised);
+    CHECK(vm.arch.vmcall_num_handlers == 0 && vm.arch.i8259_gs == NULL);
     CHECK(vm_ram_register_at(&vm, 0x1001, 4 << 20, false) == -1); /* unaligned */
     CHECK(vm_ram_register_at(&vm, 0, 4 << 20, false) == 0);
     CHECK(vm_ram_register_at(&vm, 1 << 20, 4096, false) == -1); /* overlaps */
@@ -162,8 +164,19 @@ int main(int argc, char **argv) {
     vm_ioport_range_t error_port = {0x528, 0x528};
     vm_ioport_interface_t error_iface = {NULL, NULL, failing_out, "fails"};
     CHECK(vm_io_port_add_handler(&vm, error_port, error_iface) == 0);
+    vm_ioport_range_t low = {0x510, 0x511};
+    CHECK(vm_io_port_add_handler(&vm, low, iface) == 0);
+    /* vm->arch.ioport_list: every handler, sorted by first port, as libsel4vm keeps it. */
+    CHECK(vm.arch.ioport_list.num_ioports == 3);
+    CHECK(vm.arch.ioport_list.ioports[0].range.start == 0x510 &&
+          vm.arch.ioport_list.ioports[1].range.start == 0x520 &&
+          vm.arch.ioport_list.ioports[1].range.end == 0x527 &&
+          vm.arch.ioport_list.ioports[2].range.start == 0x528 &&
+          vm.arch.ioport_list.ioports[2].interface.port_out == failing_out);
     CHECK(vm_register_unhandled_ioport_callback(NULL, unhandled, NULL) == -1);
-    CHECK(vm_register_unhandled_ioport_callback(&vm, unhandled, NULL) == 0);
+    CHECK(vm_register_unhandled_ioport_callback(&vm, unhandled, &vm) == 0);
+    CHECK(vm.arch.unhandled_ioport_callback == unhandled &&
+          vm.arch.unhandled_ioport_callback_cookie == &vm);
 
     CHECK(vm_create_vcpu(NULL, 100) == NULL);
     vm_vcpu_t *vcpu = vm_create_vcpu(&vm, 100);
@@ -171,6 +184,7 @@ int main(int argc, char **argv) {
     if (vcpu == NULL) return 1;
     CHECK(vm.num_vcpus == 1 && vm.vcpus[0] == vcpu && vcpu->vm == &vm && vcpu->vcpu_id == 0);
     CHECK(vcpu->target_cpu == -1 && !vcpu->vcpu_online);
+    CHECK(vcpu->vcpu_arch.guest_state == NULL && vcpu->vcpu_arch.lapic == NULL);
     CHECK(vm_enable_passthrough_ioport(vcpu, 0x60, 0x64) == -1);
 
     /* Enter the guest as a libsel4vm VMM does: VMCS fields and the thread context. */

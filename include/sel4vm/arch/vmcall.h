@@ -14,9 +14,6 @@
 extern "C" {
 #endif
 
-/** A handler for the VMCALL whose EAX matches its token. */
-typedef int (*vmcall_handler)(vm_vcpu_t *vcpu);
-
 /** @return -1 always on guestvm (see above); guestvm_last_error() says why. */
 int vm_reg_new_vmcall_handler(vm_t *vm, vmcall_handler func, int token);
 

@@ -1,0 +1,313 @@
+// guestvm — libsel4vm's frame mapping and anonymous memory: vm_map_reservation and its
+// variants over guestvm frames (capabilities to shareable host memory), vm_memory_make_anon /
+// vm_reserve_anon_memory pools, and the guestvm_frame_* calls that stand in for a vka.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "capi/capi_internal.hpp"
+#include "guestvm/frame.hpp"
+#include "guestvm/host.hpp"
+#include "sel4vm/guest_memory.h"
+#include "sel4vm/guest_memory_helpers.h"
+#include "sel4vm/guest_ram.h"
+
+namespace guestvm::capi {
+
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+
+Result<std::shared_ptr<Frame>> lookup_frame(seL4_CPtr cap) {
+    auto host = Host::process_default();
+    if (!host) return std::unexpected(std::move(host).error());
+    auto object = (*host)->cspace().lookup(CPtr(cap), ObjectType::kFrame);
+    if (!object) return std::unexpected(std::move(object).error());
+    return std::static_pointer_cast<Frame>(std::move(*object));
+}
+
+vm_memory_reservation_t *find_reservation(vm_t *vm, vm_memory_reservation_t *reservation) {
+    for (const auto &r : vm->guestvm->reservations) {
+        if (r.get() == reservation) return r.get();
+    }
+    return nullptr;
+}
+
+/// Collects the frames `iterator` gives for [base, base+size) and whether they are writable.
+Result<std::pair<std::vector<std::shared_ptr<Frame>>, bool>> collect_frames(
+    std::uint64_t base, std::uint64_t size, memory_map_iterator_fn iterator, void *cookie) {
+    std::vector<std::shared_ptr<Frame>> frames;
+    bool writable = false;
+    for (std::uint64_t addr = base; addr - base < size;) {
+        vm_frame_t f = iterator(static_cast<uintptr_t>(addr), cookie);
+        if (f.cptr == seL4_CapNull) {
+            return make_error(Errc::kNullCapability,
+                              fmt::format("the iterator gave no frame for {:#x}", addr));
+        }
+        auto frame = lookup_frame(f.cptr);
+        if (!frame) {
+            return make_error(frame.error().code(),
+                              fmt::format("frame for {:#x}: {}", addr, frame.error().message()));
+        }
+        if (f.vaddr != addr || f.size_bits != (*frame)->size_bits()) {
+            return make_error(
+                Errc::kInvalidArgument,
+                fmt::format("frame for {:#x}: vaddr {:#x} and size_bits {} (the frame has {}); "
+                            "a frame goes where the iterator was asked, at its own size",
+                            addr, f.vaddr, f.size_bits, (*frame)->size_bits()));
+        }
+        const bool read = seL4_CapRights_get_capAllowRead(f.rights) != 0;
+        const bool write = seL4_CapRights_get_capAllowWrite(f.rights) != 0;
+        if (!read) {
+            return make_error(Errc::kInvalidArgument,
+                              fmt::format("frame for {:#x}: without read rights (KVM maps "
+                                          "memory readable or not at all)",
+                                          addr));
+        }
+        if (!frames.empty() && write != writable) {
+            return make_error(Errc::kInvalidArgument,
+                              fmt::format("frame for {:#x}: rights differ from the first "
+                                          "frame's (one reservation, one kind of access)",
+                                          addr));
+        }
+        writable = write;
+        addr += (*frame)->size();
+        frames.push_back(std::move(*frame));
+    }
+    return std::pair{std::move(frames), writable};
+}
+
+Status map_with_iterator(vm_t *vm, vm_memory_reservation_t *r, memory_map_iterator_fn iterator,
+                         void *cookie) {
+    if (r->mapped) {
+        return make_error(Errc::kBadState,
+                          fmt::format("reservation at {:#x} is mapped already", r->addr));
+    }
+    auto frames = collect_frames(r->addr, r->size, iterator, cookie);
+    if (!frames) return std::unexpected(std::move(frames).error());
+    GUESTVM_TRY(
+        vm_of(vm)->vspace().map_frames(GuestPhysAddr(r->addr), frames->first, frames->second));
+    r->mapped = true;
+    return {};
+}
+
+}  // namespace
+
+bool overlaps_anon_pool(const vm_t *vm, std::uint64_t addr, std::uint64_t size) {
+    for (const AnonPool &p : vm->guestvm->anon_pools) {
+        if (addr < p.addr + p.size && p.addr < addr + size) return true;
+    }
+    return false;
+}
+
+bool in_anon_pool(const vm_t *vm, std::uint64_t addr, std::uint64_t size, const char *fn) {
+    if (!overlaps_anon_pool(vm, addr, size)) return false;
+    fail(
+        fmt::format("{}: [{:#x}, +{:#x}) is in an anonymous pool (vm_reserve_anon_memory and "
+                    "vm_ram_register place memory there)",
+                    fn, addr, size));
+    return true;
+}
+
+std::optional<std::uint64_t> anon_take(vm_t *vm, std::uint64_t size, std::uint64_t align) {
+    for (AnonPool &p : vm->guestvm->anon_pools) {
+        std::uint64_t at = (p.addr + align - 1) & ~(align - 1);
+        for (const auto &[start, end] : p.taken) {
+            if (at + size <= start) break;
+            at = std::max(at, (end + align - 1) & ~(align - 1));
+        }
+        if (at >= p.addr && at + size <= p.addr + p.size) {
+            p.taken.emplace(at, at + size);
+            return at;
+        }
+    }
+    return std::nullopt;
+}
+
+void anon_give_back(vm_t *vm, std::uint64_t addr) {
+    for (AnonPool &p : vm->guestvm->anon_pools) p.taken.erase(addr);
+}
+
+vm_memory_reservation_t *reserve(vm_t *vm, uintptr_t addr, size_t size,
+                                 memory_fault_callback_fn callback, void *cookie, bool anon) {
+    auto handler = [vm, callback, cookie](ExitContext &ctx, MmioAccess &a) {
+        return call_fault_callback(vm, ctx, a, callback, cookie);
+    };
+    auto reserved = vm_of(vm)->vspace().reserve(GuestPhysAddr(addr), size,
+                                                fmt::format("reservation@{:#x}", addr), handler);
+    if (!reserved) return fail(reserved.error()), nullptr;
+    auto handle =
+        std::make_unique<vm_memory_reservation>(vm_memory_reservation{vm, addr, size, anon, false});
+    vm_memory_reservation_t *raw = handle.get();
+    vm->guestvm->reservations.push_back(std::move(handle));
+    return raw;
+}
+
+}  // namespace guestvm::capi
+
+using guestvm::capi::fail;
+using guestvm::capi::guarded;
+using guestvm::capi::vm_of;
+
+extern "C" {
+
+int vm_memory_init(vm_t *vm) {
+    return vm_of(vm) != nullptr ? 0 : fail("vm_memory_init: NULL or uninitialised vm");
+}
+
+int vm_memory_make_anon(vm_t *vm, uintptr_t addr, size_t size) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("vm_memory_make_anon: NULL or uninitialised vm");
+        if (size == 0 || addr % guestvm::capi::kPage != 0 || size % guestvm::capi::kPage != 0 ||
+            addr + size < addr) {
+            return fail(
+                fmt::format("vm_memory_make_anon: [{:#x}, +{:#x}) is not a page-aligned "
+                            "range",
+                            addr, size));
+        }
+        if (guestvm::capi::overlaps_anon_pool(vm, addr, size)) {
+            return fail(
+                fmt::format("vm_memory_make_anon: [{:#x}, +{:#x}) overlaps a pool", addr, size));
+        }
+        for (const auto &r : v->vspace().regions()) {
+            if (addr < r.end() && r.base.value() < addr + size) {
+                return fail(fmt::format("vm_memory_make_anon: [{:#x}, +{:#x}) overlaps {}", addr,
+                                        size, r.name));
+            }
+        }
+        vm->guestvm->anon_pools.push_back({addr, size, {}});
+        return 0;
+    });
+}
+
+vm_memory_reservation_t *vm_reserve_anon_memory(vm_t *vm, size_t size, size_t align,
+                                                memory_fault_callback_fn fault_callback,
+                                                void *cookie, uintptr_t *addr) {
+    return guarded<vm_memory_reservation_t *>(nullptr, [&]() -> vm_memory_reservation_t * {
+        if (vm_of(vm) == nullptr || fault_callback == nullptr || addr == nullptr) {
+            return fail("vm_reserve_anon_memory: NULL vm, callback or addr"), nullptr;
+        }
+        if (align < guestvm::capi::kPage) align = guestvm::capi::kPage;
+        if ((align & (align - 1)) != 0 || size == 0 || size > (std::uint64_t{1} << 52)) {
+            return fail(fmt::format("vm_reserve_anon_memory: size {:#x}, alignment {:#x}", size,
+                                    align)),
+                   nullptr;
+        }
+        const std::uint64_t bytes = (size + guestvm::capi::kPage - 1) & ~(guestvm::capi::kPage - 1);
+        auto at = guestvm::capi::anon_take(vm, bytes, align);
+        if (!at) {
+            return fail(fmt::format("vm_reserve_anon_memory: no anonymous pool has {:#x} free "
+                                    "bytes aligned to {:#x}",
+                                    bytes, align)),
+                   nullptr;
+        }
+        auto *r = guestvm::capi::reserve(vm, *at, bytes, fault_callback, cookie, true);
+        if (r == nullptr) {
+            guestvm::capi::anon_give_back(vm, *at);
+            return nullptr;
+        }
+        *addr = static_cast<uintptr_t>(*at);
+        return r;
+    });
+}
+
+int vm_map_reservation(vm_t *vm, vm_memory_reservation_t *reservation,
+                       memory_map_iterator_fn map_iterator, void *cookie) {
+    return guarded(-1, [&] {
+        if (vm_of(vm) == nullptr || reservation == nullptr || map_iterator == nullptr) {
+            return fail("vm_map_reservation: NULL argument");
+        }
+        auto *r = guestvm::capi::find_reservation(vm, reservation);
+        if (r == nullptr) return fail("vm_map_reservation: not a reservation of this VM");
+        auto mapped = guestvm::capi::map_with_iterator(vm, r, map_iterator, cookie);
+        return mapped ? 0 : fail(mapped.error());
+    });
+}
+
+namespace {
+struct FrameArray {
+    std::uint64_t base;
+    const seL4_CPtr *frames;
+    size_t count;
+    size_t size_bits;
+};
+vm_frame_t frame_array_next(uintptr_t addr, void *cookie) {
+    const auto *a = static_cast<const FrameArray *>(cookie);
+    const std::uint64_t index = (addr - a->base) >> a->size_bits;
+    vm_frame_t f{};
+    if (index >= a->count) return f;  // null capability: the frames do not cover it
+    f.cptr = a->frames[index];
+    f.rights = seL4_ReadWrite;
+    f.vaddr = addr;
+    f.size_bits = a->size_bits;
+    return f;
+}
+}  // namespace
+
+int vm_map_reservation_frames(vm_t *vm, vm_memory_reservation_t *reservation, seL4_CPtr *frames,
+                              size_t num_frames, size_t frame_size_bits) {
+    if (frames == nullptr || frame_size_bits >= 64) {
+        return fail("vm_map_reservation_frames: NULL frames or bad size");
+    }
+    if (reservation == nullptr) return fail("vm_map_reservation_frames: NULL reservation");
+    FrameArray array{reservation->addr, frames, num_frames, frame_size_bits};
+    return vm_map_reservation(vm, reservation, frame_array_next, &array);
+}
+
+int vm_ram_register_at_custom_iterator(vm_t *vm, uintptr_t start, size_t bytes,
+                                       memory_map_iterator_fn map_iterator, void *cookie) {
+    return guarded(-1, [&] {
+        if (vm_of(vm) == nullptr || map_iterator == nullptr) {
+            return fail("vm_ram_register_at_custom_iterator: NULL argument");
+        }
+        if (guestvm::capi::in_anon_pool(vm, start, bytes, "vm_ram_register_at_custom_iterator")) {
+            return -1;
+        }
+        auto *r =
+            guestvm::capi::reserve(vm, start, bytes, default_error_fault_callback, nullptr, false);
+        if (r == nullptr) return -1;
+        auto mapped = guestvm::capi::map_with_iterator(vm, r, map_iterator, cookie);
+        if (!mapped) {
+            std::string why = mapped.error().message();
+            (void)vm_free_reserved_memory(vm, r);
+            return fail("vm_ram_register_at_custom_iterator: " + why);
+        }
+        guestvm::capi::record_ram(vm, start, bytes);
+        return 0;
+    });
+}
+
+seL4_CPtr guestvm_frame_alloc(size_t size_bits) {
+    return guarded<seL4_CPtr>(seL4_CapNull, [&]() -> seL4_CPtr {
+        auto host = guestvm::Host::process_default();
+        if (!host) return fail(host.error()), seL4_CapNull;
+        auto frame = guestvm::Frame::create(static_cast<unsigned>(std::min<size_t>(size_bits, 64)));
+        if (!frame) return fail(frame.error()), seL4_CapNull;
+        auto cap = (*host)->cspace().insert(std::move(*frame));
+        if (!cap) return fail(cap.error()), seL4_CapNull;
+        return cap->value();
+    });
+}
+
+void *guestvm_frame_data(seL4_CPtr frame, size_t *size) {
+    return guarded<void *>(nullptr, [&]() -> void * {
+        auto f = guestvm::capi::lookup_frame(frame);
+        if (!f) return fail(f.error()), nullptr;
+        if (size != nullptr) *size = (*f)->size();
+        return (*f)->bytes().data();
+    });
+}
+
+int guestvm_frame_free(seL4_CPtr frame) {
+    return guarded(-1, [&] {
+        if (auto f = guestvm::capi::lookup_frame(frame); !f) return fail(f.error());
+        auto host = guestvm::Host::process_default();
+        if (!host) return fail(host.error());
+        auto removed = (*host)->cspace().remove(guestvm::CPtr(frame));
+        return removed ? 0 : fail(removed.error());
+    });
+}
+
+}  // extern "C"
