@@ -1,75 +1,107 @@
 /*
- * A minimal VMM in C, written against libsel4vm's names (plus <sel4vm/guestvm.h> for what a
- * Linux process needs: loading an image, serial output, teardown).
+ * A small VMM in C written only against libsel4vm's x86 API: no guestvm header, nothing that
+ * would not compile against seL4's libsel4vm. It registers RAM, copies a flat 32-bit guest in
+ * with vm_ram_touch, serves a console port and an MMIO device (a reservation whose fault
+ * callback uses the vCPU fault accessors), enters the guest by writing VMCS fields, and runs it.
  *
- *   example_c_vmm GUEST.elf [VCPUS]
+ *   example_c_vmm hello32.bin
  *
- * It creates VCPUS vCPUs, starts core 0 on vCPU 0, lets the guest bring up the rest through the
- * platform call, and prints the util interface's view of every core when the guest stops.
+ * Exit status 0 when the guest ran and stopped cleanly, 1 on an error, 77 when the machine has
+ * no usable /dev/kvm (vm_init fails).
  */
-#include <errno.h>
-#include <fcntl.h>
+#include <sel4vm/arch/guest_x86_context.h>
+#include <sel4vm/arch/ioports.h>
+#include <sel4vm/arch/vmcs_fields.h>
 #include <sel4vm/boot.h>
+#include <sel4vm/guest_memory.h>
+#include <sel4vm/guest_ram.h>
+#include <sel4vm/guest_vcpu_fault.h>
+#include <sel4vm/guest_vm.h>
 #include <sel4vm/guest_vm_util.h>
-#include <sel4vm/guestvm.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-static void serial_out(int vcpu_id, const char *bytes, size_t len, void *cookie) {
-    (void)vcpu_id;
-    (void)cookie;
-    fwrite(bytes, 1, len, stdout);
+#define LOAD_ADDR 0x100000u
+#define DEVICE_ADDR 0xd0000000u
+
+/* The guest's console: port 0xe9, one byte per OUT. */
+static ioport_fault_result_t console_out(vm_vcpu_t *vcpu, void *cookie, unsigned int port,
+                                         unsigned int size, unsigned int value) {
+    (void)vcpu, (void)cookie, (void)port, (void)size;
+    putchar((int)(value & 0xff));
+    return IO_FAULT_HANDLED;
+}
+
+/* A device with a counter register at +0 (read) and a result register at +4 (write). */
+struct device {
+    seL4_Word counter;
+    seL4_Word result;
+};
+
+static memory_fault_result_t device_access(vm_t *vm, vm_vcpu_t *vcpu, uintptr_t addr, size_t length,
+                                           void *cookie) {
+    (void)vm;
+    struct device *dev = cookie;
+    if (is_vcpu_read_fault(vcpu) && addr == DEVICE_ADDR && length == 4) {
+        set_vcpu_fault_data(vcpu, dev->counter);
+    } else if (!is_vcpu_read_fault(vcpu) && addr == DEVICE_ADDR + 4 && length == 4) {
+        dev->result = get_vcpu_fault_data(vcpu) & get_vcpu_fault_data_mask(vcpu);
+    } else {
+        fprintf(stderr, "device: unexpected %zu-byte access at %#lx\n", length,
+                (unsigned long)addr);
+        return FAULT_ERROR;
+    }
+    advance_vcpu_fault(vcpu);
+    return FAULT_HANDLED;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s GUEST.elf [VCPUS]\n", argv[0]);
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s GUEST.bin\n", argv[0]);
         return 2;
     }
-    int vcpus = argc > 2 ? atoi(argv[2]) : 2;
-    if (vcpus < 1 || vcpus > GUESTVM_MAX_VCPUS) {
-        fprintf(stderr, "VCPUS must be 1..%d\n", GUESTVM_MAX_VCPUS);
-        return 2;
+    static unsigned char image[64 * 1024];
+    FILE *file = fopen(argv[1], "rb");
+    if (file == NULL) {
+        perror(argv[1]);
+        return 1;
     }
-    if (access("/dev/kvm", R_OK | W_OK) != 0) {
-        fprintf(stderr, "skipping: /dev/kvm: %s\n", strerror(errno));
+    size_t image_size = fread(image, 1, sizeof image, file);
+    fclose(file);
+
+    static vm_t vm; /* caller-allocated, as in libsel4vm */
+    vspace_t host_vspace;
+    memset(&host_vspace, 0, sizeof host_vspace);
+    if (vm_init(&vm, NULL, NULL, host_vspace, NULL, 0, "c-vmm") != 0) {
+        fprintf(stderr, "c-vmm: vm_init failed (no usable /dev/kvm?)\n");
         return 77;
     }
-    static vm_t vm; /* caller-allocated, as in libsel4vm */
-    guestvm_vm_options_t options = {0};
-    options.ram_bytes = 64u << 20;
-    options.serial = serial_out;
-    if (guestvm_vm_init(&vm, "c-vmm", &options) != 0 || guestvm_vm_load_elf(&vm, argv[1]) != 0) {
-        fprintf(stderr, "c-vmm: %s\n", guestvm_last_error());
+    struct device dev = {41, 0};
+    vm_ioport_range_t console = {0xe9, 0xe9};
+    vm_ioport_interface_t console_if = {NULL, NULL, console_out, "console"};
+    if (vm_ram_register_at(&vm, 0, 2u << 20, false) != 0 ||
+        vm_ram_touch(&vm, LOAD_ADDR, image_size, vm_guest_ram_write_callback, image) != 0 ||
+        vm_io_port_add_handler(&vm, console, console_if) != 0 ||
+        vm_reserve_memory_at(&vm, DEVICE_ADDR, 0x1000, device_access, &dev) == NULL) {
+        fprintf(stderr, "c-vmm: setting up the VM failed\n");
         return 1;
     }
-    for (int i = 0; i < vcpus; i++) {
-        if (vm_create_vcpu(&vm, 100) == NULL) {
-            fprintf(stderr, "c-vmm: vm_create_vcpu: %s\n", guestvm_last_error());
-            return 1;
-        }
-    }
-    vm_vcpu_t *boot = vm.vcpus[BOOT_VCPU];
-    if (vm_assign_vcpu_target(boot, 0) != 0 || vcpu_start(boot) != 0) {
-        fprintf(stderr, "c-vmm: starting the boot vCPU: %s\n", guestvm_last_error());
+    vm_ram_mark_allocated(&vm, LOAD_ADDR, image_size);
+
+    vm_vcpu_t *vcpu = vm_create_vcpu(&vm, 100);
+    if (vcpu == NULL || vm_set_vmcs_field(vcpu, VMX_GUEST_RIP, LOAD_ADDR) != 0 ||
+        vm_assign_vcpu_target(vcpu, 0) != 0 || vcpu_start(vcpu) != 0) {
+        fprintf(stderr, "c-vmm: starting the vCPU failed\n");
         return 1;
     }
+    printf("c-vmm: core 0 is vCPU %u, online %s\n", vm_vcpu_for_target_cpu(&vm, 0)->vcpu_id,
+           is_vcpu_online(vcpu) ? "yes" : "no");
+    fflush(stdout);
     int err = vm_run(&vm);
-    char why[256];
-    guestvm_vm_stop_reason(&vm, why, sizeof why);
-    printf("vm_run -> %d (%s)\n", err, why);
-    for (int core = 0; core < vcpus; core++) {
-        vm_vcpu_t *v = vm_vcpu_for_target_cpu(&vm, core);
-        if (v == NULL) {
-            printf("core %d -> no vCPU\n", core);
-            continue;
-        }
-        printf("core %d -> vCPU %u, online %s, tcb %#llx, vcpu cap %#llx\n", core, v->vcpu_id,
-               is_vcpu_online(v) ? "yes" : "no", (unsigned long long)vm_get_vcpu_tcb(v),
-               (unsigned long long)vm_get_vcpu(&vm, (int)v->vcpu_id));
-    }
-    vm_destroy(&vm);
-    return err == 0 ? 0 : 1;
+    seL4_Word rip = 0;
+    vm_get_vmcs_field(vcpu, VMX_GUEST_RIP, &rip);
+    printf("c-vmm: vm_run -> %d, exit_reason %d; device counter %lu, guest wrote %lu; rip %#lx\n",
+           err, vm.run.exit_reason, (unsigned long)dev.counter, (unsigned long)dev.result,
+           (unsigned long)rip);
+    return err == 0 && dev.result == dev.counter + 1 ? 0 : 1;
 }

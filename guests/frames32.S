@@ -34,4 +34,3 @@ echo:
     mov $0x524, %dx
     outl %eax, %dx
     ret
-    .section .note.GNU-stack, "", @progbits

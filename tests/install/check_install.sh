@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs a build into a fresh prefix, then builds the examples against it twice — a C program
-# with `cc $(pkg-config --cflags --libs guestvm)` and a CMake project with find_package(guestvm)
-# — and runs what was built (a missing /dev/kvm is fine: the examples then exit 77).
+# Installs a build into a fresh prefix, then builds VMMs against it as a user would — C programs
+# that include only libsel4vm's headers with `cc $(pkg-config --cflags --libs guestvm)`, and a
+# CMake project with find_package(guestvm) — and runs what was built (a missing /dev/kvm is
+# fine: they then exit 77).
 #   check_install.sh BUILD_DIR SOURCE_DIR GUEST_DIR
 set -euo pipefail
 build=$1 src=$2 guests=$3
@@ -24,15 +25,22 @@ run() {  # run NAME EXPECTED CMD...: passes on EXPECTED in the output, or on sta
 }
 
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
-# shellcheck disable=SC2046
-cc -std=c11 -Wall -Wextra -Werror "$src/examples/c_vmm.c" -o "$work/c_vmm_pkgconfig" \
-    $(pkg-config --cflags --libs guestvm)
-run "pkg-config C VMM" "2 of 2 cores came up" "$work/c_vmm_pkgconfig" "$guests/demo.elf" 2
+# Two VMMs that use nothing but libsel4vm's headers: the example, and the C VMM test.
+hello="hello from a 32-bit guest"
+for vmm in "$src/examples/c_vmm.c" "$src/tests/c/libsel4vm_vmm.c"; do
+    # shellcheck disable=SC2046
+    cc -std=c11 -Wall -Wextra -Werror "$vmm" -o "$work/$(basename "$vmm" .c)_pkgconfig" \
+        $(pkg-config --cflags --libs guestvm)
+done
+run "pkg-config libsel4vm C VMM" "$hello" "$work/c_vmm_pkgconfig" "$guests/hello32.bin"
+run "pkg-config libsel4vm C VMM test" "all checks passed" "$work/libsel4vm_vmm_pkgconfig" \
+    "$guests/ports32.bin"
 
 cmake -S "$src/tests/install/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$work/prefix" \
       -DGUESTVM_EXAMPLES="$src/examples" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$work/consumer" -j2 >/dev/null
-run "find_package C VMM" "2 of 2 cores came up" "$work/consumer/c_vmm" "$guests/demo.elf" 2
+run "find_package libsel4vm C VMM" "$hello" "$work/consumer/c_vmm" "$guests/hello32.bin"
+run "find_package C SMP VMM" "2 of 2 cores came up" "$work/consumer/c_smp_vmm" "$guests/demo.elf" 2
 run "find_package C++ VMM" "stopped: power-off" "$work/consumer/cpp_vmm" "$guests/demo.elf" 2
 
 # The .deb CPack makes holds the same tree under /usr, with a pkg-config file that says so.
