@@ -101,6 +101,19 @@ static ioport_fault_result_t unhandled(vm_vcpu_t *vcpu, unsigned port, bool is_i
 _Static_assert(EXIT_REASON_IO_INSTRUCTION == 30 && VM_EXIT_REASON_NUM == 59,
                "libsel4vm's exit-reason numbers");
 
+/* libsel4vm's pretty-printing table of exit reasons. */
+static const struct {
+    int reason;
+    const char *name;
+} exit_names[] = {VMX_EXIT_REASONS};
+
+static const char *exit_name(int reason) {
+    for (size_t i = 0; i < sizeof exit_names / sizeof exit_names[0]; ++i) {
+        if (exit_names[i].reason == reason) return exit_names[i].name;
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) return 2;
     FILE *f = fopen(argv[1], "rb");
@@ -108,6 +121,11 @@ int main(int argc, char **argv) {
     static unsigned char image[4096];
     size_t image_size = fread(image, 1, sizeof image, f);
     fclose(f);
+
+    CHECK(sizeof exit_names / sizeof exit_names[0] == 40);
+    CHECK(strcmp(exit_name(EXIT_REASON_IO_INSTRUCTION), "IO_INSTRUCTION") == 0);
+    CHECK(strcmp(exit_name(EXIT_REASON_EPT_VIOLATION), "EPT_VIOLATION") == 0);
+    CHECK(exit_name(3) == NULL);
 
     vspace_t host_vspace;
     memset(&host_vspace, 0, sizeof host_vspace);
