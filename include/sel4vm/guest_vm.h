@@ -2,7 +2,8 @@
  * guestvm — libsel4vm's guest_vm.h: the VM and vCPU structures and the run interface.
  *
  * vm_t is allocated by the caller (`vm_t vm; vm_init(&vm, ...)`), as in libsel4vm. The public
- * fields VMM code reads (num_vcpus, vcpus[], run.exit_reason, mem.vm_vspace, mem.vmm_vspace,
+ * fields VMM code reads (num_vcpus, vcpus[], run.exit_reason and the callbacks, mem.vm_vspace,
+ * mem.vmm_vspace, mem.ram_regions, arch.ioport_list, arch.unhandled_ioport_callback, vm_name,
  * vcpu->vm, vcpu->vcpu_id, vcpu->target_cpu, vcpu->vcpu_online, vcpu->tcb.tcb.cptr,
  * vcpu->vcpu.cptr) are mirrors that only guestvm writes; the C++ objects are the truth, and the
  * functions of guest_vm_util.h read those. Treat every field as read-only.
