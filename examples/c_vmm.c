@@ -94,8 +94,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "c-vmm: starting the vCPU failed\n");
         return 1;
     }
-    printf("c-vmm: core 0 is vCPU %u, online %s\n", vm_vcpu_for_target_cpu(&vm, 0)->vcpu_id,
-           is_vcpu_online(vcpu) ? "yes" : "no");
+    printf("c-vmm: core 0 is vCPU %u\n", vm_vcpu_for_target_cpu(&vm, 0)->vcpu_id);
     fflush(stdout);
     int err = vm_run(&vm);
     seL4_Word rip = 0;
@@ -103,5 +102,6 @@ int main(int argc, char **argv) {
     printf("c-vmm: vm_run -> %d, exit_reason %d; device counter %lu, guest wrote %lu; rip %#lx\n",
            err, vm.run.exit_reason, (unsigned long)dev.counter, (unsigned long)dev.result,
            (unsigned long)rip);
+    printf("c-vmm: vCPU 0 online after the run: %s\n", is_vcpu_online(vcpu) ? "yes" : "no");
     return err == 0 && dev.result == dev.counter + 1 ? 0 : 1;
 }

@@ -33,7 +33,10 @@ bool reaches(const std::atomic<int> &counter, int want) {
     return counter.load() >= want;
 }
 
-std::unique_ptr<Vm> uart_irq_vm(std::shared_ptr<Host> host, test::Capture &capture) {
+/// A VM with the uart_irq guest loaded; `entry` receives its entry state (start it after
+/// registering handlers: acknowledgements can come as soon as it runs).
+std::unique_ptr<Vm> uart_irq_vm(std::shared_ptr<Host> host, test::Capture &capture,
+                                EntryState &entry) {
     VmConfig config = test::config("irq-ack", 64ull << 20);
     config.serial_sink = capture.sink();
     config.irqchip = true;
@@ -47,14 +50,15 @@ std::unique_ptr<Vm> uart_irq_vm(std::shared_ptr<Host> host, test::Capture &captu
     EXPECT_TRUE(plan);
     if (!plan || !write_plan((*vm)->vspace(), *plan)) return nullptr;
     (*vm)->set_boot_mode(plan->entry.mode);
-    EXPECT_TRUE((*vm)->start_core(0, plan->entry));
+    entry = plan->entry;
     return std::move(*vm);
 }
 
 TEST(IrqAck, EachEoiReachesTheHandlerOnce) {
     GUESTVM_REQUIRE_KVM(host);
     test::Capture capture;
-    auto vm = uart_irq_vm(host, capture);
+    EntryState entry;
+    auto vm = uart_irq_vm(host, capture, entry);
     ASSERT_TRUE(vm);
     std::atomic<int> irq4{0}, irq3{0}, wrong_line{0};
     Vm &v = *vm;
@@ -68,6 +72,7 @@ TEST(IrqAck, EachEoiReachesTheHandlerOnce) {
         if (line != 3) ++wrong_line;
         ++irq3;
     }));
+    ASSERT_TRUE(v.start_core(0, entry));
     StopInfo stop = v.run();
     EXPECT_EQ(stop.reason, StopReason::kPowerOff) << stop.message;
     EXPECT_EQ(capture.lines(), kUartIrqLines);
@@ -81,7 +86,8 @@ TEST(IrqAck, EachEoiReachesTheHandlerOnce) {
 TEST(IrqAck, ARemovedHandlerIsNotCalledAndLinesAreChecked) {
     GUESTVM_REQUIRE_KVM(host);
     test::Capture capture;
-    auto vm = uart_irq_vm(host, capture);
+    EntryState entry;
+    auto vm = uart_irq_vm(host, capture, entry);
     ASSERT_TRUE(vm);
     Vm &v = *vm;
     std::atomic<int> removed{0};
@@ -92,6 +98,7 @@ TEST(IrqAck, ARemovedHandlerIsNotCalledAndLinesAreChecked) {
     ASSERT_TRUE(v.set_irq_ack_handler(4, nullptr));  // removing twice is harmless
     ASSERT_TRUE(v.set_irq_ack_handler(5, [&](int) { ++removed; }));
     ASSERT_TRUE(v.set_irq_ack_handler(5, nullptr));
+    ASSERT_TRUE(v.start_core(0, entry));
     // IRQ 3 raised by the VMM watching the console instead: the guest still finishes.
     std::jthread raiser([&](std::stop_token stop) {
         while (!stop.stop_requested() && !capture.has_complete_line("waiting for IRQ 3")) {
