@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-int rawkvm_open(struct rawkvm *vm, size_t ram_bytes) {
+static int open_vm(struct rawkvm *vm, size_t ram_bytes, int irqchip) {
     memset(vm, 0, sizeof(*vm));
     vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = -1;
     vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -28,6 +28,7 @@ int rawkvm_open(struct rawkvm *vm, size_t ram_bytes) {
                                                  .memory_size = ram_bytes,
                                                  .userspace_addr = (uint64_t)vm->ram};
     if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) return -1;
+    if (irqchip && ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) return -1;
     vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
     if (vm->vcpu_fd < 0) return -1;
     int size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
@@ -39,6 +40,12 @@ int rawkvm_open(struct rawkvm *vm, size_t ram_bytes) {
     }
     vm->run_size = (size_t)size;
     return 0;
+}
+
+int rawkvm_open(struct rawkvm *vm, size_t ram_bytes) { return open_vm(vm, ram_bytes, 0); }
+
+int rawkvm_open_with_irqchip(struct rawkvm *vm, size_t ram_bytes) {
+    return open_vm(vm, ram_bytes, 1);
 }
 
 int rawkvm_load_elf(struct rawkvm *vm, const void *image, size_t size) {

@@ -24,6 +24,8 @@ struct rawkvm {
 
 /** Opens KVM, creates a VM with `ram_bytes` of RAM at 0 and one vCPU. 0 or -1 (errno set). */
 int rawkvm_open(struct rawkvm *vm, size_t ram_bytes);
+/** The same with KVM's in-kernel irqchip (PICs, IOAPIC, local APIC), created before the vCPU. */
+int rawkvm_open_with_irqchip(struct rawkvm *vm, size_t ram_bytes);
 /** Loads an ELF64 executable's PT_LOAD segments; sets vm->entry. 0 or -1 (malformed). */
 int rawkvm_load_elf(struct rawkvm *vm, const void *image, size_t size);
 /** Long mode at `entry`: GDT at 0x500, page tables at 0x1000.., 2 MiB pages over 4 GiB. */

@@ -3,66 +3,30 @@
  * "transmitter empty" interrupt with OUT2 set, and waits with HLT. Needs the in-kernel irqchip.
  * Reports each interrupt's IIR; then waits for IRQ 3, which only the VMM can raise, and powers
  * off. */
-#include "guest.h"
+#include "irq.h"
 
 #define COM1 0x3f8
-#define PIC1 0x20
-#define PIC2 0xa0
-#define IRQ_BASE 0x20
 #define UART_VECTOR (IRQ_BASE + 4)
-#define LAPIC 0xfee00000ul
 
-struct idt_gate {
-    unsigned short off0, selector;
-    unsigned char ist, type;
-    unsigned short off1;
-    unsigned int off2, zero;
-};
-
-static struct idt_gate idt[256] __attribute__((aligned(16)));
 static volatile int interrupts;
 static volatile unsigned char iir_seen[8];
 static volatile int irq3_taken;
 
 void irq3_handler(void) {
     irq3_taken = 1;
-    outb(PIC1, 0x20);
+    pic_eoi();
 }
 
 void uart_irq_handler(void) {
     unsigned char iir = inb(COM1 + 2);  // reading IIR acknowledges "transmitter empty"
     if (interrupts < 8) iir_seen[interrupts] = iir;
     interrupts = interrupts + 1;
-    outb(PIC1, 0x20);  // end of interrupt
+    pic_eoi();
 }
 
-/* Interrupt stubs: save the caller-saved registers around a C handler. */
-#define IRQ_STUB(name, handler)                                         \
-    __asm__(".text\n" #name                                             \
-            ":\n"                                                       \
-            "  push %rax; push %rcx; push %rdx; push %rsi; push %rdi\n" \
-            "  push %r8; push %r9; push %r10; push %r11\n"              \
-            "  call " #handler                                          \
-            "\n"                                                        \
-            "  pop %r11; pop %r10; pop %r9; pop %r8\n"                  \
-            "  pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rax\n"      \
-            "  iretq\n")
 extern char uart_irq_stub[], irq3_stub[];
 IRQ_STUB(uart_irq_stub, uart_irq_handler);
 IRQ_STUB(irq3_stub, irq3_handler);
-
-static void set_gate(int vector, char *stub) {
-    unsigned long handler = (unsigned long)stub;
-    unsigned short cs;
-    __asm__ volatile("mov %%cs, %0" : "=r"(cs));
-    idt[vector] = (struct idt_gate){
-        (unsigned short)handler,       cs, 0, 0x8e, (unsigned short)(handler >> 16),
-        (unsigned int)(handler >> 32), 0};
-}
-
-static void lapic_write(unsigned reg, unsigned value) {
-    *(volatile unsigned *)(LAPIC + reg) = value;
-}
 
 static void wait_for(int n) {
     while (interrupts < n) __asm__ volatile("sti; hlt; cli" ::: "memory");
@@ -72,26 +36,8 @@ void guest_main(unsigned long core) {
     (void)core;
     set_gate(UART_VECTOR, uart_irq_stub);
     set_gate(IRQ_BASE + 3, irq3_stub);
-    struct __attribute__((packed)) {
-        unsigned short limit;
-        unsigned long base;
-    } idtr = {sizeof(idt) - 1, (unsigned long)idt};
-    __asm__ volatile("lidt %0" : : "m"(idtr));
-
-    // 8259 pair: edge-triggered, master at IRQ_BASE, slave at IRQ_BASE + 8; only IRQ 4 open.
-    outb(PIC1, 0x11);
-    outb(PIC2, 0x11);
-    outb(PIC1 + 1, IRQ_BASE);
-    outb(PIC2 + 1, IRQ_BASE + 8);
-    outb(PIC1 + 1, 0x04);
-    outb(PIC2 + 1, 0x02);
-    outb(PIC1 + 1, 0x01);
-    outb(PIC2 + 1, 0x01);
-    outb(PIC1 + 1, (unsigned char)~((1u << 4) | (1u << 3)));
-    outb(PIC2 + 1, 0xff);
-    // Local APIC: software-enabled, LINT0 delivers the PIC's interrupts (ExtINT).
-    lapic_write(0xf0, 0x1ff);
-    lapic_write(0x350, 0x700);
+    // Only IRQ 4 (the UART) and IRQ 3 (raised by the VMM) are let through.
+    interrupts_init((1u << 4) | (1u << 3));
     serial_puts("uart_irq: PIC and LAPIC ready\n");
 
     outb(COM1 + 4, 0x08);  // MCR: OUT2 connects the UART's interrupt line
