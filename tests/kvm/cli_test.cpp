@@ -133,6 +133,22 @@ TEST(Cli, GuestFaultsAndResetGiveTheirStatus) {
     EXPECT_EQ(each.status, 0) << each.out;
     EXPECT_NE(each.out.find("all-vcpus-off"), std::string::npos);
     EXPECT_NE(each.out.find("core 2: hello"), std::string::npos);
+    // The built-in demo with every core started by the VMM: each core reports once, and core 0
+    // does not bring up (or count) a core again that already came up and went off.
+    for (int i = 0; i < 5; ++i) {
+        Ran all = run_cli("run --start-all --vcpus 4");
+        EXPECT_EQ(all.status, 0) << all.out;
+        EXPECT_NE(all.out.find("4 of 4 cores came up"), std::string::npos) << all.out;
+        for (int core = 1; core < 4; ++core) {
+            const std::string hello = fmt::format("hello from core {} ", core);
+            std::size_t seen = 0;
+            for (auto at = all.out.find(hello); at != std::string::npos;
+                 at = all.out.find(hello, at + 1)) {
+                ++seen;
+            }
+            EXPECT_EQ(seen, 1u) << all.out;
+        }
+    }
 }
 
 TEST(Cli, LoaderFlagsAreCheckedBeforeAnythingRuns) {
