@@ -27,6 +27,12 @@ struct vm_memory_reservation {
 };
 
 namespace guestvm::capi {
+constexpr std::uint64_t kPage = 4096;
+/// `bytes` rounded up to whole pages.
+constexpr std::uint64_t page_round_up(std::uint64_t bytes) {
+    return (bytes + kPage - 1) & ~(kPage - 1);
+}
+
 /// An anonymous pool (vm_memory_make_anon) and the ranges taken from it.
 struct AnonPool {
     std::uint64_t addr = 0, size = 0;

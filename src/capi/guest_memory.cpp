@@ -16,8 +16,6 @@ namespace guestvm::capi {
 
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
-
 // The access being handled by a C fault callback on this thread, and the vCPU it belongs to.
 struct CurrentFault {
     vm_vcpu_t *vcpu = nullptr;
@@ -80,7 +78,7 @@ uintptr_t vm_ram_register(vm_t *vm, size_t bytes) {
     return guarded<uintptr_t>(0, [&]() -> uintptr_t {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr || bytes == 0) return fail("vm_ram_register: NULL vm or 0 bytes"), 0;
-        std::uint64_t size = (bytes + guestvm::capi::kPage - 1) & ~(guestvm::capi::kPage - 1);
+        const std::uint64_t size = guestvm::capi::page_round_up(bytes);
         if (!vm->guestvm->anon_pools.empty()) {
             // As libsel4vm: RAM comes from the anonymous pools once there are any.
             auto at = guestvm::capi::anon_take(vm, size, guestvm::capi::kPage);

@@ -17,8 +17,6 @@ namespace guestvm::capi {
 
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
-
 Result<std::shared_ptr<Frame>> lookup_frame(seL4_CPtr cap) {
     auto host = Host::process_default();
     if (!host) return std::unexpected(std::move(host).error());
@@ -195,7 +193,7 @@ vm_memory_reservation_t *vm_reserve_anon_memory(vm_t *vm, size_t size, size_t al
                                     align)),
                    nullptr;
         }
-        const std::uint64_t bytes = (size + guestvm::capi::kPage - 1) & ~(guestvm::capi::kPage - 1);
+        const std::uint64_t bytes = guestvm::capi::page_round_up(size);
         auto at = guestvm::capi::anon_take(vm, bytes, align);
         if (!at) {
             return fail(fmt::format("vm_reserve_anon_memory: no anonymous pool has {:#x} free "
@@ -248,12 +246,18 @@ vm_frame_t frame_array_next(uintptr_t addr, void *cookie) {
 
 int vm_map_reservation_frames(vm_t *vm, vm_memory_reservation_t *reservation, seL4_CPtr *frames,
                               size_t num_frames, size_t frame_size_bits) {
-    if (frames == nullptr || frame_size_bits >= 64) {
-        return fail("vm_map_reservation_frames: NULL frames or bad size");
-    }
-    if (reservation == nullptr) return fail("vm_map_reservation_frames: NULL reservation");
-    FrameArray array{reservation->addr, frames, num_frames, frame_size_bits};
-    return vm_map_reservation(vm, reservation, frame_array_next, &array);
+    return guarded(-1, [&] {
+        if (vm_of(vm) == nullptr || reservation == nullptr || frames == nullptr) {
+            return fail("vm_map_reservation_frames: NULL argument");
+        }
+        if (frame_size_bits >= 64) return fail("vm_map_reservation_frames: bad frame size");
+        // Checked before the handle is read: it may not be this VM's (or a live one).
+        auto *r = guestvm::capi::find_reservation(vm, reservation);
+        if (r == nullptr) return fail("vm_map_reservation_frames: not a reservation of this VM");
+        FrameArray array{r->addr, frames, num_frames, frame_size_bits};
+        auto mapped = guestvm::capi::map_with_iterator(vm, r, frame_array_next, &array);
+        return mapped ? 0 : fail(mapped.error());
+    });
 }
 
 int vm_ram_register_at_custom_iterator(vm_t *vm, uintptr_t start, size_t bytes,
