@@ -4,10 +4,7 @@
  */
 #pragma once
 
-#include <sel4vm/sel4_compat.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include <sel4vm/sel4_compat.h> /* also <stdbool.h>, <stddef.h>, <stdint.h> */
 
 #ifdef __cplusplus
 extern "C" {
