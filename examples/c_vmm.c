@@ -90,12 +90,17 @@ int main(int argc, char **argv) {
 
     vm_vcpu_t *vcpu = vm_create_vcpu(&vm, 100);
     if (vcpu == NULL || vm_set_vmcs_field(vcpu, VMX_GUEST_RIP, LOAD_ADDR) != 0 ||
-        vm_assign_vcpu_target(vcpu, 0) != 0 || vcpu_start(vcpu) != 0) {
+        vm_assign_vcpu_target(vcpu, 0) != 0) {
+        fprintf(stderr, "c-vmm: creating the vCPU failed\n");
+        return 1;
+    }
+    /* Said before the start: from then on the guest's console (this stdout) may speak. */
+    printf("c-vmm: core 0 is vCPU %u\n", vm_vcpu_for_target_cpu(&vm, 0)->vcpu_id);
+    fflush(stdout);
+    if (vcpu_start(vcpu) != 0) {
         fprintf(stderr, "c-vmm: starting the vCPU failed\n");
         return 1;
     }
-    printf("c-vmm: core 0 is vCPU %u\n", vm_vcpu_for_target_cpu(&vm, 0)->vcpu_id);
-    fflush(stdout);
     int err = vm_run(&vm);
     seL4_Word rip = 0;
     vm_get_vmcs_field(vcpu, VMX_GUEST_RIP, &rip);
