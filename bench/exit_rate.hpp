@@ -7,7 +7,7 @@
 
 #include "bench_util.hpp"
 #include "guestvm/loader.hpp"
-#include "guestvm/vm.hpp"
+#include "guestvm/machine.hpp"
 #include "raw_kvm_lib.h"
 
 namespace guestvm::bench {
@@ -18,9 +18,9 @@ template <typename Install>
 void guestvm_exit_rate(benchmark::State &state, const char *guest, Install &&install) {
     auto host = shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");
-    VmConfig config;
+    MachineConfig config;
     config.ram_bytes = 4 << 20;
-    auto vm = Vm::create(host, config);
+    auto vm = build_machine(host, config);
     if (!vm) return state.SkipWithError(vm.error().message().c_str());
     auto image = guest_image(guest);
     auto loaded = load_elf((*vm)->vspace(), image);

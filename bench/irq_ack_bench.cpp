@@ -18,7 +18,7 @@
 
 #include "bench_util.hpp"
 #include "guestvm/loader.hpp"
-#include "guestvm/vm.hpp"
+#include "guestvm/machine.hpp"
 #include "raw_kvm_lib.h"
 
 namespace {
@@ -29,13 +29,13 @@ void BM_guestvm_irq_ack_roundtrip(benchmark::State &state) {
     auto host = guestvm::bench::shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");
     std::atomic<bool> ready{false};
-    guestvm::VmConfig config;
+    guestvm::MachineConfig config;
     config.ram_bytes = 4 << 20;
     config.irqchip = true;
     config.serial_sink = [&](int, std::string_view bytes) {
         if (bytes.find('\n') != std::string_view::npos) ready = true;
     };
-    auto vm = guestvm::Vm::create(host, config);
+    auto vm = guestvm::build_machine(host, config);
     if (!vm) return state.SkipWithError(vm.error().message().c_str());
     auto image = guestvm::bench::guest_image("irq_loop");
     auto loaded = guestvm::load_elf((*vm)->vspace(), image);

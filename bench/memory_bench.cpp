@@ -19,9 +19,9 @@ namespace {
 void BM_region_lookup(benchmark::State &state) {
     auto host = guestvm::bench::shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");
-    guestvm::VmConfig config;
+    guestvm::MachineConfig config;
     config.ram_bytes = 0;
-    auto vm = guestvm::Vm::create(host, config);
+    auto vm = guestvm::build_machine(host, config);
     if (!vm) return state.SkipWithError(vm.error().message().c_str());
     const int n = static_cast<int>(state.range(0));
     for (int i = 0; i < n; ++i) {  // 4 KiB regions with 4 KiB gaps between them
@@ -44,9 +44,9 @@ struct RamFixture {
     RamFixture() {
         auto h = guestvm::bench::shared_host();
         if (!h) return;
-        guestvm::VmConfig config;
+        guestvm::MachineConfig config;
         config.ram_bytes = 8 << 20;
-        auto v = guestvm::Vm::create(h, config);
+        auto v = guestvm::build_machine(h, config);
         if (!v) return;
         vm = std::move(*v);
         host = *vm->vspace().translate(guestvm::GuestPhysAddr(0x400000), 1 << 20);

@@ -10,7 +10,7 @@
 
 #include "bench_util.hpp"
 #include "guestvm/loader.hpp"
-#include "guestvm/vm.hpp"
+#include "guestvm/machine.hpp"
 
 namespace {
 
@@ -23,10 +23,10 @@ void BM_guest_brings_up_cores(benchmark::State &state) {
     if (n > host->max_vcpus()) return state.SkipWithError("more vCPUs than KVM allows");
     auto elf = guestvm::bench::guest_image("bringup");
     for (auto _ : state) {
-        guestvm::VmConfig config;
+        guestvm::MachineConfig config;
         config.ram_bytes = 16 << 20;
         config.vcpus = n;
-        auto vm = guestvm::Vm::create(host, config);
+        auto vm = guestvm::build_machine(host, config);
         if (!vm) return state.SkipWithError(vm.error().message().c_str());
         auto loaded = guestvm::load_elf((*vm)->vspace(), elf);
         if (!loaded) return state.SkipWithError(loaded.error().message().c_str());
@@ -49,15 +49,14 @@ BENCHMARK(BM_guest_brings_up_cores)
 void BM_guestvm_platform_call(benchmark::State &state) {
     auto host = guestvm::bench::shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");
-    guestvm::VmConfig config;
+    guestvm::MachineConfig config;
     config.ram_bytes = 4 << 20;
-    auto vm = guestvm::Vm::create(host, config);
+    auto vm = guestvm::build_machine(host, config);
     auto loaded = vm ? guestvm::load_elf((*vm)->vspace(), guestvm::bench::guest_image("pcall_loop"))
                      : std::unexpected(vm.error());
     if (!loaded || !(*vm)->start_core(0, loaded->entry.rip, 0))
         return state.SkipWithError("set-up failed");
-    guestvm::Vcpu &vcpu = *(*vm)->vcpu(0);
-    auto calls = [&] { return vcpu.exit_counts()[guestvm::ExitKind::kPlatformCall]; };
+    auto calls = [&] { return (*vm)->port_exits("platform-call"); };
     guestvm::bench::measure_event_rate(state, calls);
     (*vm)->stop();
     (*vm)->run();

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <guestvm/loader.hpp>
+#include <guestvm/machine.hpp>
 #include <guestvm/serial.hpp>
-#include <guestvm/vm.hpp>
 #include <string>
 
 int main(int argc, char **argv) {
@@ -24,11 +24,11 @@ int main(int argc, char **argv) {
     guestvm::LineBuffer lines([](int vcpu, std::string_view text) {
         std::printf("[vcpu %d] %.*s\n", vcpu, static_cast<int>(text.size()), text.data());
     });
-    guestvm::VmConfig config;
+    guestvm::MachineConfig config;
     config.name = "example";
     config.vcpus = vcpus;
     config.serial_sink = lines.sink();
-    auto vm = guestvm::Vm::create(*host, config);
+    auto vm = guestvm::build_machine(*host, config);
     if (!vm) {
         std::fprintf(stderr, "%s\n", vm.error().message().c_str());
         return 1;

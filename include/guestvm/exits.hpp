@@ -1,15 +1,13 @@
-// guestvm — exit handlers and the buses that route port I/O and MMIO exits to them.
+// guestvm — the vocabulary of exits: what a handler sees of an exit and what it answers.
 #pragma once
 
-#include <fmt/format.h>
-
-#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
-#include <vector>
+#include <string_view>
 
 #include "guestvm/error.hpp"
 
@@ -26,10 +24,44 @@ enum class ExitAction {
     kStopVcpu,   ///< leave the run loop (the handler changed the vCPU's state, e.g. CPU_OFF)
 };
 
-/// Who is exiting. Both are null in unit tests that drive a bus without KVM.
+/// What a VM does with a port access no handler claims.
+enum class UnhandledIoPolicy : std::uint8_t {
+    kStopVm,   ///< stop the VM with StopReason::kUnhandledExit (default)
+    kAllOnes,  ///< reads return all ones, writes are ignored (libsel4vm's behaviour)
+};
+
+/// Why a VM stopped.
+enum class StopReason : std::uint8_t {
+    kPowerOff,       ///< the guest asked (SYSTEM_OFF)
+    kReset,          ///< the guest asked (SYSTEM_RESET)
+    kAllVcpusOff,    ///< every vCPU went off
+    kUnhandledExit,  ///< an exit no handler claimed
+    kGuestFault,     ///< triple fault, failed entry or emulation failure
+    kError,          ///< a handler or the VMM failed
+    kRequested,      ///< Vm::stop() from the embedder
+};
+const char *stop_reason_name(StopReason reason) noexcept;
+
+struct StopInfo {
+    StopReason reason = StopReason::kRequested;
+    std::string message;
+    int vcpu = -1;  ///< the vCPU that caused it, or -1
+};
+
+/// Who is exiting. `vm` and `vcpu` are null in unit tests that drive the router without KVM;
+/// `vcpu_id` is the exiting vCPU's logical id (-1 when none). A handler that answers kError
+/// says why with fail(): the VM's stop message then carries that error.
 struct ExitContext {
     Vm *vm = nullptr;
     Vcpu *vcpu = nullptr;
+    int vcpu_id = -1;
+    std::optional<Error> error;
+
+    /// Records why the handler failed and answers kError.
+    ExitAction fail(Error why) {
+        error = std::move(why);
+        return ExitAction::kError;
+    }
 };
 
 /// One port access: for an IN the handler fills `data` (size bytes, little-endian).
@@ -63,91 +95,13 @@ struct ExitEvent {
     std::uint64_t detail = 0;  ///< failure reason, suberror, event type or exit reason
 };
 
+/// Receives guest serial output: the vCPU that wrote it and the bytes.
+using SerialSink = std::function<void(int vcpu, std::string_view bytes)>;
+
 using IoHandler = std::function<ExitAction(ExitContext &, IoAccess &)>;
 /// Handles one kind of ExitEvent; kUnhandled falls back to the VM's default for that kind.
 using EventHandler = std::function<ExitAction(ExitContext &, const ExitEvent &)>;
 using MmioHandler = std::function<ExitAction(ExitContext &, MmioAccess &)>;
-
-/// Sorted, non-overlapping address ranges → handlers; lookup by binary search. Insertion
-/// refuses overlap, empty ranges and overflow. Not thread-safe (the Vm guards it).
-template <typename Handler>
-class RangeBus {
-  public:
-    struct Entry {
-        std::uint64_t base;
-        std::uint64_t size;
-        std::string name;
-        Handler handler;
-        bool contains(std::uint64_t a) const noexcept { return a >= base && a - base < size; }
-    };
-
-    explicit RangeBus(std::uint64_t limit) : limit_(limit) {}
-
-    Status insert(std::uint64_t base, std::uint64_t size, std::string name, Handler handler) {
-        if (size == 0 || base > limit_ || size - 1 > limit_ - base) {
-            return make_error(
-                Errc::kInvalidArgument,
-                fmt::format("{} range [{:#x}, +{:#x}) is empty or out of range", name, base, size));
-        }
-        if (!handler) {
-            return make_error(Errc::kInvalidArgument, fmt::format("{}: null handler", name));
-        }
-        auto it = std::upper_bound(entries_.begin(), entries_.end(), base,
-                                   [](std::uint64_t a, const Entry &e) { return a < e.base; });
-        auto overlaps = [&](const Entry &e) {
-            return base <= e.base + (e.size - 1) && e.base <= base + (size - 1);
-        };
-        for (auto c : {it, it == entries_.begin() ? entries_.end() : std::prev(it)}) {
-            if (c != entries_.end() && overlaps(*c)) {
-                return make_error(Errc::kAlreadyExists,
-                                  fmt::format("{} [{:#x}, +{:#x}) overlaps {} [{:#x}, +{:#x})",
-                                              name, base, size, c->name, c->base, c->size));
-            }
-        }
-        entries_.insert(it, Entry{base, size, std::move(name), std::move(handler)});
-        return {};
-    }
-
-    Status remove(std::uint64_t base) {
-        auto it = std::find_if(entries_.begin(), entries_.end(),
-                               [&](const Entry &e) { return e.base == base; });
-        if (it == entries_.end()) {
-            return make_error(Errc::kNotFound, fmt::format("no range starts at {:#x}", base));
-        }
-        entries_.erase(it);
-        return {};
-    }
-
-    const Entry *find(std::uint64_t addr) const noexcept {
-        auto it = std::upper_bound(entries_.begin(), entries_.end(), addr,
-                                   [](std::uint64_t a, const Entry &e) { return a < e.base; });
-        if (it == entries_.begin()) return nullptr;
-        const Entry &e = *std::prev(it);
-        return e.contains(addr) ? &e : nullptr;
-    }
-
-    std::size_t size() const noexcept { return entries_.size(); }
-    std::span<const Entry> entries() const noexcept { return entries_; }
-
-  private:
-    std::uint64_t limit_;
-    std::vector<Entry> entries_;
-};
-
-using IoBus = RangeBus<IoHandler>;
-using MmioBus = RangeBus<MmioHandler>;
-
-/// Routes one port access to its handler; kUnhandled when no range holds the port.
-inline ExitAction dispatch_io(const IoBus &bus, ExitContext &ctx, IoAccess &access) {
-    const auto *entry = bus.find(access.port);
-    return entry == nullptr ? ExitAction::kUnhandled : entry->handler(ctx, access);
-}
-
-/// Routes one MMIO access to its handler; kUnhandled when no range holds the address.
-inline ExitAction dispatch_mmio(const MmioBus &bus, ExitContext &ctx, MmioAccess &access) {
-    const auto *entry = bus.find(access.addr);
-    return entry == nullptr ? ExitAction::kUnhandled : entry->handler(ctx, access);
-}
 
 /// Kinds of exit counted per vCPU.
 enum class ExitKind : std::uint8_t {
@@ -160,7 +114,6 @@ enum class ExitKind : std::uint8_t {
     kSystemEvent,
     kInterrupted,
     kUnknown,
-    kPlatformCall,
     kCount
 };
 const char *exit_kind_name(ExitKind kind) noexcept;

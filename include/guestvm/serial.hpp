@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "guestvm/vm.hpp"
+#include "guestvm/exits.hpp"
 
 namespace guestvm {
 

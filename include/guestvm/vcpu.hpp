@@ -22,6 +22,7 @@ namespace kvm {
 class VcpuFd;
 }
 class Vm;
+class ExitRouter;
 struct EntryState;
 class TcbObject;
 class VcpuObject;
@@ -69,6 +70,10 @@ class Vcpu {
     /// set_special_registers before the start, or where it went off).
     Status start_current();
 
+    /// Takes this vCPU off (PSCI CPU_OFF): only from an exit handler on its own thread, which
+    /// then answers ExitAction::kStopVcpu. kBadState from any other thread.
+    Status cpu_off();
+
     /// Pauses an online vCPU's guest execution; returns once it is out of KVM_RUN.
     Status suspend();
     /// Continues a suspended vCPU where it stopped.
@@ -91,17 +96,20 @@ class Vcpu {
 
     /// Kernel-object views used by the CSpace; constructed with the Vcpu.
     struct PrivateTag {};
-    Vcpu(PrivateTag, Vm &vm, VcpuId id, std::unique_ptr<kvm::VcpuFd> fd, void *user_data);
+    Vcpu(PrivateTag, Vm &vm, const ExitRouter &router, VcpuId id, std::unique_ptr<kvm::VcpuFd> fd,
+         void *user_data);
 
   private:
     friend class Vm;
-    friend struct VcpuLoop;  // the run loop and exit dispatch (src/core/vcpu.cpp)
 
     void thread_main();
     /// start() and start_current(): `state` null keeps the registers as they are.
     Status start_impl(const EntryState *state);
-    /// Runs the guest until kicked, parked or stopped. Returns when it should park.
+    /// Runs the guest until kicked, parked or stopped, routing each exit through the VM's
+    /// router (src/core/vcpu_loop.cpp). Returns when it should park.
     void run_guest();
+    /// "vCPU n at RIP x" for stop messages (the RIP of the last exit, when readable).
+    std::string where() const;
     /// Leaves KVM_RUN cleanly: completes pending I/O without running guest code.
     void flush_pending_exit();
     /// Runs fn() while the vCPU's thread is out of KVM_RUN (directly if called from it).
@@ -123,6 +131,7 @@ class Vcpu {
     bool set_state_locked(VcpuState to);
 
     Vm &vm_;
+    const ExitRouter &router_;
     const VcpuId id_;
     std::unique_ptr<kvm::VcpuFd> fd_;
     void *const user_data_;

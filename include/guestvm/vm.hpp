@@ -23,87 +23,37 @@
 
 namespace guestvm {
 
+class ExitRouter;
 class IrqAckWatcher;
 
 namespace kvm {
 class VmFd;
 }
 
-/// Receives guest serial output: the vCPU that wrote it and the bytes.
-using SerialSink = std::function<void(int vcpu, std::string_view bytes)>;
-
-/// What a VM does with a port access no handler claims.
-enum class UnhandledIoPolicy : std::uint8_t {
-    kStopVm,   ///< stop the VM with StopReason::kUnhandledExit (default)
-    kAllOnes,  ///< reads return all ones, writes are ignored (libsel4vm's behaviour)
-};
-
 /// Told of every vCPU state change, on the thread that made it, with the vCPU's lock held:
 /// keep it short and do not call back into the vCPU.
 using VcpuStateObserver = std::function<void(Vcpu &vcpu, VcpuState state)>;
 
-/// How to build a Vm.
+/// How to create a Vm: what the core itself needs. Which RAM, vCPUs and devices a VM gets is
+/// the machine builder's business (guestvm/machine.hpp: MachineConfig, build_machine).
 struct VmConfig {
     std::string name = "vm";
-    std::uint64_t ram_bytes = 64ull << 20;
-    int vcpus = 1;
-    /// The mode CPU_ON starts secondary cores in (Vm::set_boot_mode changes it).
+    /// The mode vCPUs started by core id (start_core) begin in (Vm::set_boot_mode changes it).
     BootMode boot_mode = BootMode::kLong64;
     UnhandledIoPolicy unhandled_io = UnhandledIoPolicy::kStopVm;
-    bool serial = true;          ///< an 8250 UART at 0x3f8
-    SerialSink serial_sink;      ///< null: output is discarded
-    bool platform_calls = true;  ///< the PSCI-semantics platform call at port 0x600
-    /// KVM's in-kernel interrupt controllers (8259 PICs, IOAPIC, local APICs) and 8254 timer.
-    /// Needed to raise guest IRQs (Vm::set_irq_line) and by Linux; with it HLT waits in the
-    /// kernel for an interrupt instead of exiting. Created after the initial RAM, because it
-    /// makes later memory-slot changes slower (~7.5 ms each here).
-    bool irqchip = false;
     VcpuStateObserver vcpu_state_observer;  ///< optional
-    /// Told when a vCPU is assigned a core (under the VM's assignment lock). Optional.
+    /// Told when a vCPU is assigned a core, or -1 when a failed start_core undoes its claim
+    /// (under the VM's assignment lock). Optional.
     std::function<void(Vcpu &vcpu, int core)> vcpu_assign_observer;
 };
 
-/// Why a VM stopped.
-enum class StopReason : std::uint8_t {
-    kPowerOff,       ///< the guest asked (SYSTEM_OFF)
-    kReset,          ///< the guest asked (SYSTEM_RESET)
-    kAllVcpusOff,    ///< every vCPU went off
-    kUnhandledExit,  ///< an exit no handler claimed
-    kGuestFault,     ///< triple fault, failed entry or emulation failure
-    kError,          ///< a handler or the VMM failed
-    kRequested,      ///< Vm::stop() from the embedder
-};
-const char *stop_reason_name(StopReason reason) noexcept;
-
-struct StopInfo {
-    StopReason reason = StopReason::kRequested;
-    std::string message;
-    int vcpu = -1;  ///< the vCPU that caused it, or -1
-};
-
-/// Platform-call (PSCI) results as the guest sees them.
-namespace psci {
-inline constexpr std::uint32_t kVersion = 0x84000000;
-inline constexpr std::uint32_t kCpuOff = 0x84000002;
-inline constexpr std::uint32_t kSystemOff = 0x84000008;
-inline constexpr std::uint32_t kSystemReset = 0x84000009;
-inline constexpr std::uint32_t kCpuOn = 0xC4000003;
-inline constexpr std::uint32_t kAffinityInfo = 0xC4000004;
-inline constexpr std::int64_t kSuccess = 0;
-inline constexpr std::int64_t kNotSupported = -1;
-inline constexpr std::int64_t kInvalidParameters = -2;
-inline constexpr std::int64_t kAlreadyOn = -4;
-inline constexpr std::int64_t kInternalFailure = -6;
-inline constexpr std::int64_t kAffinityOn = 0;
-inline constexpr std::int64_t kAffinityOff = 1;
-inline constexpr std::uint16_t kPort = 0x600;
-}  // namespace psci
-
-/// One VM. Created from a Host; owns its KVM VM, guest memory, vCPUs and their capabilities.
+/// One VM. Created from a Host; owns its KVM VM, guest memory, vCPUs and their capabilities,
+/// and the exit router its vCPUs route exits through. A new Vm has no RAM, vCPU or device.
 /// The util queries (vcpu_cap, vcpu_for_target, free_unassigned_vcpu, vcpu) are O(1), lock-free
 /// and callable from any thread while vCPUs run. Everything else is thread-safe unless noted.
 class Vm {
   public:
+    /// A VM with no RAM, vCPU or device (build_machine adds them).
     static Result<std::unique_ptr<Vm>> create(std::shared_ptr<Host> host, VmConfig config);
     ~Vm();
     Vm(const Vm &) = delete;
@@ -113,7 +63,7 @@ class Vm {
     const VmConfig &config() const noexcept { return config_; }
     Host &host() const noexcept { return *host_; }
     BootMode boot_mode() const noexcept { return boot_mode_.load(std::memory_order_acquire); }
-    /// Changes the mode CPU_ON starts cores in (and 32- vs 64-bit platform-call registers).
+    /// Changes the mode start_core starts cores in (and 32- vs 64-bit platform-call registers).
     void set_boot_mode(BootMode mode) noexcept {
         boot_mode_.store(mode, std::memory_order_release);
     }
@@ -149,21 +99,21 @@ class Vm {
     /// The vCPU for `core`, claiming and assigning the lowest free one if none is: one atomic
     /// step, so concurrent callers never claim the same vCPU.
     Result<Vcpu *> claim_vcpu_for_core(int core);
-    /// The PSCI CPU_ON operation: answers as the platform call does.
-    std::int64_t cpu_on(std::int64_t core, std::uint64_t entry, std::uint64_t context_id);
-    /// The PSCI AFFINITY_INFO operation.
-    std::int64_t affinity_info(std::int64_t core) const noexcept;
-    /// The PSCI CPU_OFF operation for the calling vCPU (call from its exit handler).
-    ExitAction cpu_off(Vcpu &vcpu);
-    /// Starts the vCPU for `core` (assigning one if needed) at `entry` in the VM's boot mode.
+    /// Claims the vCPU for `core` as claim_vcpu_for_core does and starts it at `entry` in the
+    /// VM's boot mode with `arg` in RDI, as one atomic step (PSCI's CPU_ON is built on it).
+    /// kInvalidArgument: core outside 0..capacity-1; kResourceExhausted: no vCPU left to claim;
+    /// kAlreadyExists: the core's vCPU is online. A vCPU claimed by this call whose start fails
+    /// is unassigned again.
     Status start_core(int core, std::uint64_t entry, std::uint64_t arg);
-    /// Starts the vCPU for `core` (assigning one if needed) in `state`, e.g. a LoadPlan's entry.
+    /// The same, starting in `state` (a LoadPlan's entry, for instance).
     Status start_core(int core, const EntryState &state);
 
-    // ---- interrupts (VmConfig::irqchip) ----
+    // ---- interrupts ----
     bool has_irqchip() const noexcept { return irqchip_.load(std::memory_order_acquire); }
-    /// Creates the in-kernel interrupt controllers and timer now (VmConfig::irqchip does it at
-    /// create). KVM allows it only before the first vCPU: kBadState after; idempotent.
+    /// Creates KVM's in-kernel interrupt controllers (8259 PICs, IOAPIC, local APICs) and 8254
+    /// timer. Needed to raise guest IRQs and by Linux; with it HLT waits in the kernel. KVM
+    /// allows it only before the first vCPU: kBadState after; idempotent. Memory-slot changes
+    /// after it are slower (~7.5 ms each here): add RAM first.
     Status enable_irqchip();
     /// Drives guest interrupt line `irq` (GSI 0..23: the 8259 PIC pin for 0..15 and the IOAPIC
     /// pin) high or low. kBadState without the irqchip; kInvalidArgument for another line.
@@ -186,6 +136,10 @@ class Vm {
 
     // ---- exits ----
     Status add_io_handler(std::uint16_t port, std::uint32_t count, std::string name, IoHandler h);
+    /// Port exits each handler's range has taken, by handler name, in port order.
+    std::vector<std::pair<std::string, std::uint64_t>> port_exits() const;
+    /// Port exits taken by the handler named `name` (0 when there is none).
+    std::uint64_t port_exits(std::string_view name) const;
     /// Reserves guest-physical [addr, addr+size) for `h` (GuestVSpace::reserve).
     Status add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string name,
                             MmioHandler h);
@@ -226,7 +180,6 @@ class Vm {
 
   private:
     friend class Vcpu;
-    friend struct VcpuLoop;
 
     Status setup();
     void join_all();
@@ -234,14 +187,12 @@ class Vm {
         if (config_.vcpu_state_observer) config_.vcpu_state_observer(vcpu, state);
     }
     Status assign_locked(Vcpu &vcpu, int core);
-    /// Swaps one handler slot under the bus lock (refused from an exit handler).
-    template <typename Handler>
-    Status replace_handler(Handler &slot, Handler h);
-    /// Port access nobody handles: the unhandled-I/O policy.
-    ExitAction unhandled_io(Vcpu &vcpu, IoAccess &access);
+    void unassign_locked(Vcpu &vcpu, int core);
+    Result<Vcpu *> claim_locked(int core, bool &claimed);
+    template <typename Start>
+    Status claim_and_start(int core, Start &&start);
     void on_vcpu_online();
     void on_vcpu_offline(Vcpu &vcpu);
-    const IoBus &io_bus() const noexcept { return io_bus_; }
 
     std::shared_ptr<Host> host_;
     VmConfig config_;
@@ -258,11 +209,7 @@ class Vm {
     std::mutex assign_mutex_;  // guards creation, assignment and CPU_ON
     std::vector<std::unique_ptr<Vcpu>> owned_;
 
-    mutable std::shared_mutex bus_mutex_;
-    IoBus io_bus_{0xffff};
-    MmioHandler unhandled_memory_;                // guarded by bus_mutex_
-    IoHandler unhandled_io_handler_;              // guarded by bus_mutex_
-    std::array<EventHandler, 6> event_handlers_;  // by ExitEvent::Kind, guarded by bus_mutex_
+    std::unique_ptr<ExitRouter> router_;
 
     std::atomic<BootMode> boot_mode_;
     std::atomic<bool> irqchip_{false};
@@ -279,8 +226,6 @@ class Vm {
     std::mutex boot_tables_mutex_;
     bool boot_tables_ = false;
 
-    struct Devices;
-    std::unique_ptr<Devices> devices_;
     std::unique_ptr<IrqAckWatcher> irq_acks_;  // last: its thread stops first; irqchip_mutex_
 };
 

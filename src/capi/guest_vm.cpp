@@ -13,7 +13,7 @@
 
 #include "capi/capi_internal.hpp"
 #include "guestvm/loader.hpp"
-#include "guestvm/vm.hpp"
+#include "guestvm/machine.hpp"
 #include "sel4vm/boot.h"
 #include "sel4vm/guest_ram.h"
 #include "sel4vm/guest_vm_exits.h"
@@ -64,7 +64,7 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
         state->name = name;
         state->serial = opts.serial;
         state->serial_cookie = opts.serial_cookie;
-        guestvm::VmConfig config;
+        guestvm::MachineConfig config;
         config.name = name;
         config.ram_bytes = opts.ram_bytes;
         config.vcpus = 0;
@@ -88,7 +88,7 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
         config.vcpu_assign_observer = [](guestvm::Vcpu &v, int core) {
             if (auto *m = mirror_of(&v)) __atomic_store_n(&m->target_cpu, core, __ATOMIC_RELEASE);
         };
-        auto created = guestvm::Vm::create(std::move(*host), std::move(config));
+        auto created = guestvm::build_machine(std::move(*host), std::move(config));
         if (!created) return fail(created.error());
         std::memset(static_cast<void *>(vm), 0, sizeof(*vm));
         state->vm = std::move(*created);

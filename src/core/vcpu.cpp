@@ -13,7 +13,6 @@
 
 #include "arch/x86/boot.hpp"
 #include "core/objects.hpp"
-#include "core/vcpu_loop.hpp"
 #include "guestvm/vm.hpp"
 #include "kvm/vcpu_fd.hpp"
 
@@ -42,8 +41,9 @@ const char *vcpu_state_name(VcpuState state) noexcept {
     return "unknown";
 }
 
-Vcpu::Vcpu(PrivateTag, Vm &vm, VcpuId id, std::unique_ptr<kvm::VcpuFd> fd, void *user_data)
-    : vm_(vm), id_(id), fd_(std::move(fd)), user_data_(user_data) {}
+Vcpu::Vcpu(PrivateTag, Vm &vm, const ExitRouter &router, VcpuId id, std::unique_ptr<kvm::VcpuFd> fd,
+           void *user_data)
+    : vm_(vm), router_(router), id_(id), fd_(std::move(fd)), user_data_(user_data) {}
 
 Vcpu::~Vcpu() { stop_and_join(); }
 
@@ -277,6 +277,15 @@ ExitCounts Vcpu::exit_counts() const noexcept {
     return out;
 }
 
+Status Vcpu::cpu_off() {
+    if (!on_own_thread()) {
+        return make_error(Errc::kBadState,
+                          fmt::format("vCPU {}: CPU_OFF from another thread", id_.value()));
+    }
+    go_off();
+    return {};
+}
+
 void Vcpu::go_off() {
     {
         std::lock_guard lock(mutex_);
@@ -330,7 +339,7 @@ void Vcpu::thread_main() {
             in_guest_ = true;
             leave_guest_.store(false, std::memory_order_release);
         }
-        VcpuLoop::run_guest(*this);
+        run_guest();
     }
     kvm::VcpuFd::disarm_kick_on_this_thread();
     running_thread_.store(std::thread::id(), std::memory_order_release);

@@ -7,11 +7,10 @@
 #include <cstring>
 
 #include "arch/x86/boot.hpp"
-#include "arch/x86/platform_call.hpp"
+#include "common/handler_scope.hpp"
+#include "core/exit_router.hpp"
 #include "core/irq_ack.hpp"
 #include "core/objects.hpp"
-#include "core/vcpu_loop.hpp"
-#include "devices/serial8250.hpp"
 #include "kvm/system.hpp"
 #include "kvm/vcpu_fd.hpp"
 #include "kvm/vm_fd.hpp"
@@ -20,33 +19,7 @@ namespace guestvm {
 
 namespace {
 constexpr std::uint64_t kGiB = 1ull << 30;
-constexpr std::uint64_t kLowRamLimit = 3 * kGiB;  // [3 GiB, 4 GiB) is the MMIO hole
-constexpr std::uint64_t kMinRam = 2ull << 20;
 }  // namespace
-
-const char *stop_reason_name(StopReason reason) noexcept {
-    switch (reason) {
-        case StopReason::kPowerOff:
-            return "power-off";
-        case StopReason::kReset:
-            return "reset";
-        case StopReason::kAllVcpusOff:
-            return "all-vcpus-off";
-        case StopReason::kUnhandledExit:
-            return "unhandled-exit";
-        case StopReason::kGuestFault:
-            return "guest-fault";
-        case StopReason::kError:
-            return "error";
-        case StopReason::kRequested:
-            return "requested";
-    }
-    return "unknown";
-}
-
-struct Vm::Devices {
-    std::unique_ptr<Serial8250> serial;
-};
 
 Vm::Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<kvm::VmFd> fd,
        int capacity)
@@ -56,39 +29,16 @@ Vm::Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<
       capacity_(capacity),
       vcpus_(std::make_unique<std::atomic<Vcpu *>[]>(static_cast<std::size_t>(capacity))),
       cores_(std::make_unique<std::atomic<Vcpu *>[]>(static_cast<std::size_t>(capacity))),
-      boot_mode_(config_.boot_mode),
-      devices_(std::make_unique<Devices>()) {}
+      boot_mode_(config_.boot_mode) {}
 
 Result<std::unique_ptr<Vm>> Vm::create(std::shared_ptr<Host> host, VmConfig config) {
     if (!host) return make_error(Errc::kInvalidArgument, "Vm::create: null host");
-    const int max = host->max_vcpus();
-    if (config.vcpus < 0 || config.vcpus > max) {
-        return make_error(Errc::kInvalidArgument,
-                          fmt::format("VM {}: {} vCPUs requested; KVM allows 0..{}", config.name,
-                                      config.vcpus, max));
-    }
-    if ((config.ram_bytes != 0 && config.ram_bytes < kMinRam) || config.ram_bytes % 4096 != 0) {
-        return make_error(Errc::kInvalidArgument,
-                          fmt::format("VM {}: RAM size {:#x} must be a multiple of 4 KiB and at "
-                                      "least 2 MiB (or 0: none yet)",
-                                      config.name, config.ram_bytes));
-    }
-    if (config.ram_bytes > x86::kMaxIdentityMapped - kGiB) {
-        return make_error(
-            Errc::kInvalidArgument,
-            fmt::format("VM {}: RAM size {:#x} above the supported {} GiB", config.name,
-                        config.ram_bytes, x86::kMaxIdentityMapped / kGiB - 1));
-    }
     auto fd = host->kvm().create_vm();
     if (!fd) return std::unexpected(std::move(fd).error());
-    const int vcpus = config.vcpus;
+    const int max = host->max_vcpus();
     auto vm = std::make_unique<Vm>(PrivateTag{}, std::move(host), std::move(config),
                                    std::make_unique<kvm::VmFd>(std::move(*fd)), max);
     GUESTVM_TRY(vm->setup());
-    for (int i = 0; i < vcpus; ++i) {
-        auto v = vm->add_vcpu();
-        if (!v) return std::unexpected(std::move(v).error());
-    }
     return vm;
 }
 
@@ -96,33 +46,12 @@ Status Vm::setup() {
     guest_vspace_ = std::make_unique<GuestVSpace>(*fd_, vmm_vspace_, host_->kvm().memory_slots(),
                                                   fd_->check_extension(KVM_CAP_READONLY_MEM) > 0);
     vmm_vspace_.attach(guest_vspace_.get());
+    router_ = std::make_unique<ExitRouter>(
+        config_.unhandled_io, [memory = guest_vspace_.get()](ExitContext &ctx, MmioAccess &a) {
+            return memory->dispatch_fault(ctx, a);
+        });
     GUESTVM_TRY(fd_->set_tss_addr(x86::kTssAddr));
-    GUESTVM_TRY(fd_->set_identity_map_addr(x86::kIdentityMapAddr));
-    if (config_.ram_bytes != 0) {
-        std::uint64_t low = std::min(config_.ram_bytes, kLowRamLimit);
-        GUESTVM_TRY(guest_vspace_->add_ram(GuestPhysAddr(0), low, "ram-low"));
-        if (config_.ram_bytes > low) {
-            GUESTVM_TRY(guest_vspace_->add_ram(GuestPhysAddr(4 * kGiB), config_.ram_bytes - low,
-                                               "ram-high"));
-        }
-        GUESTVM_TRY(ensure_boot_tables());
-    }
-    if (config_.irqchip) GUESTVM_TRY(enable_irqchip());
-    if (config_.serial) {
-        // The line goes nowhere until the VM has an interrupt controller.
-        auto irq = [this](bool level) {
-            if (has_irqchip()) (void)fd_->irq_line(Serial8250::kIrq, level);
-        };
-        devices_->serial = std::make_unique<Serial8250>(config_.serial_sink, std::move(irq));
-        Serial8250 *serial = devices_->serial.get();
-        GUESTVM_TRY(add_io_handler(
-            Serial8250::kBase, Serial8250::kPorts, "serial8250",
-            [serial](ExitContext &ctx, IoAccess &a) { return serial->handle(ctx, a); }));
-    }
-    if (config_.platform_calls) {
-        GUESTVM_TRY(add_io_handler(psci::kPort, 4, "platform-call", x86::platform_call_handler));
-    }
-    return {};
+    return fd_->set_identity_map_addr(x86::kIdentityMapAddr);
 }
 
 Status Vm::ensure_boot_tables() {
@@ -162,7 +91,7 @@ Result<Vcpu *> Vm::add_vcpu(void *user_data) {
     auto fd = fd_->create_vcpu(id);
     if (!fd) return std::unexpected(std::move(fd).error());
     GUESTVM_TRY(fd->set_cpuid(x86::vcpu_cpuid(host_->kvm().supported_cpuid(), id)));
-    auto vcpu = std::make_unique<Vcpu>(Vcpu::PrivateTag{}, *this, VcpuId(id),
+    auto vcpu = std::make_unique<Vcpu>(Vcpu::PrivateTag{}, *this, *router_, VcpuId(id),
                                        std::make_unique<kvm::VcpuFd>(std::move(*fd)), user_data);
     auto tcb = std::make_shared<TcbObject>(vcpu.get());
     auto obj = std::make_shared<VcpuObject>(vcpu.get());
@@ -217,17 +146,27 @@ Status Vm::assign_locked(Vcpu &vcpu, int core) {
     return {};
 }
 
+void Vm::unassign_locked(Vcpu &vcpu, int core) {
+    cores_[static_cast<std::size_t>(core)].store(nullptr, std::memory_order_release);
+    vcpu.target_core_.store(-1, std::memory_order_release);
+    if (config_.vcpu_assign_observer) config_.vcpu_assign_observer(vcpu, -1);
+    const int id = vcpu.id().value();
+    if (id < first_unassigned_.load(std::memory_order_relaxed)) {
+        first_unassigned_.store(id, std::memory_order_release);
+    }
+}
+
 Status Vm::assign_target(Vcpu &vcpu, int core) {
     std::lock_guard lock(assign_mutex_);
     return assign_locked(vcpu, core);
 }
 
-Result<Vcpu *> Vm::claim_vcpu_for_core(int core) {
+Result<Vcpu *> Vm::claim_locked(int core, bool &claimed) {
+    claimed = false;
     if (core < 0 || core >= capacity_) {
         return make_error(Errc::kInvalidArgument,
                           fmt::format("core {} outside 0..{}", core, capacity_ - 1));
     }
-    std::lock_guard lock(assign_mutex_);
     if (Vcpu *v = vcpu_for_target(core)) return v;
     Vcpu *free = free_unassigned_vcpu();
     if (free == nullptr) {
@@ -235,19 +174,35 @@ Result<Vcpu *> Vm::claim_vcpu_for_core(int core) {
                           fmt::format("no unassigned vCPU left for core {}", core));
     }
     GUESTVM_TRY(assign_locked(*free, core));
+    claimed = true;
     return free;
 }
 
-Status Vm::start_core(int core, std::uint64_t entry, std::uint64_t arg) {
-    auto vcpu = claim_vcpu_for_core(core);
+Result<Vcpu *> Vm::claim_vcpu_for_core(int core) {
+    std::lock_guard lock(assign_mutex_);
+    bool claimed = false;
+    return claim_locked(core, claimed);
+}
+
+template <typename Start>
+Status Vm::claim_and_start(int core, Start &&start) {
+    // One lock around find-claim-assign-start: two starts for the same core never start two
+    // vCPUs, and two for different cores never claim the same one.
+    std::lock_guard lock(assign_mutex_);
+    bool claimed = false;
+    auto vcpu = claim_locked(core, claimed);
     if (!vcpu) return std::unexpected(std::move(vcpu).error());
-    return (*vcpu)->start(entry, boot_mode(), arg);
+    auto started = start(**vcpu);
+    if (!started && claimed) unassign_locked(**vcpu, core);
+    return started;
+}
+
+Status Vm::start_core(int core, std::uint64_t entry, std::uint64_t arg) {
+    return claim_and_start(core, [&](Vcpu &v) { return v.start(entry, boot_mode(), arg); });
 }
 
 Status Vm::start_core(int core, const EntryState &state) {
-    auto vcpu = claim_vcpu_for_core(core);
-    if (!vcpu) return std::unexpected(std::move(vcpu).error());
-    return (*vcpu)->start(state);
+    return claim_and_start(core, [&](Vcpu &v) { return v.start(state); });
 }
 
 Status Vm::enable_irqchip() {
@@ -309,36 +264,6 @@ Status Vm::set_irq_ack_handler(int irq, std::function<void(int irq)> h) {
     return {};
 }
 
-std::int64_t Vm::cpu_on(std::int64_t core, std::uint64_t entry, std::uint64_t context_id) {
-    if (core < 0 || core >= vcpu_count()) return psci::kInvalidParameters;
-    if (!guest_vspace_->find(GuestPhysAddr(entry))) return psci::kInvalidParameters;
-    // One lock around find-claim-assign-start: two CPU_ONs for the same core never start two
-    // vCPUs, and two for different cores never claim the same one.
-    std::lock_guard lock(assign_mutex_);
-    Vcpu *v = vcpu_for_target(static_cast<int>(core));
-    if (v == nullptr) {
-        v = free_unassigned_vcpu();
-        if (v == nullptr || !assign_locked(*v, static_cast<int>(core))) {
-            return psci::kInternalFailure;
-        }
-    }
-    auto started = v->start(entry, boot_mode(), context_id);
-    if (started) return psci::kSuccess;
-    return started.error().code() == Errc::kAlreadyExists ? psci::kAlreadyOn
-                                                          : psci::kInternalFailure;
-}
-
-std::int64_t Vm::affinity_info(std::int64_t core) const noexcept {
-    if (core < 0 || core >= vcpu_count()) return psci::kInvalidParameters;
-    Vcpu *v = vcpu_for_target(static_cast<int>(core));
-    return v != nullptr && v->online() ? psci::kAffinityOn : psci::kAffinityOff;
-}
-
-ExitAction Vm::cpu_off(Vcpu &vcpu) {
-    vcpu.go_off();
-    return ExitAction::kStopVcpu;
-}
-
 void Vm::on_vcpu_online() {
     ever_started_.store(true);
     online_count_.fetch_add(1);
@@ -354,11 +279,19 @@ void Vm::on_vcpu_offline(Vcpu &vcpu) {
 }
 
 Status Vm::add_io_handler(std::uint16_t port, std::uint32_t count, std::string name, IoHandler h) {
-    if (in_exit_handler()) {
-        return make_error(Errc::kBadState, "exit handlers cannot add handlers");
+    return router_->add_port_range(port, count, std::move(name), std::move(h));
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> Vm::port_exits() const {
+    return router_->port_exits();
+}
+
+std::uint64_t Vm::port_exits(std::string_view name) const {
+    std::uint64_t n = 0;
+    for (const auto &[handler, exits] : router_->port_exits()) {
+        if (handler == name) n += exits;
     }
-    std::unique_lock lock(bus_mutex_);
-    return io_bus_.insert(port, count, std::move(name), std::move(h));
+    return n;
 }
 
 Status Vm::add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string name,
@@ -369,45 +302,16 @@ Status Vm::add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string 
     return guest_vspace_->reserve(GuestPhysAddr(addr), size, std::move(name), std::move(h));
 }
 
-template <typename Handler>
-Status Vm::replace_handler(Handler &slot, Handler h) {
-    if (in_exit_handler()) {
-        return make_error(Errc::kBadState, "exit handlers cannot change handlers");
-    }
-    std::unique_lock lock(bus_mutex_);
-    slot = std::move(h);
-    return {};
-}
-
 Status Vm::set_unhandled_memory_handler(MmioHandler h) {
-    return replace_handler(unhandled_memory_, std::move(h));
+    return router_->set_unhandled_memory_handler(std::move(h));
 }
 
 Status Vm::set_unhandled_io_handler(IoHandler h) {
-    return replace_handler(unhandled_io_handler_, std::move(h));
+    return router_->set_unhandled_io_handler(std::move(h));
 }
 
 Status Vm::set_event_handler(ExitEvent::Kind kind, EventHandler h) {
-    auto index = static_cast<std::size_t>(kind);
-    if (index >= event_handlers_.size()) {
-        return make_error(Errc::kInvalidArgument, "unknown exit event kind");
-    }
-    return replace_handler(event_handlers_[index], std::move(h));
-}
-
-ExitAction Vm::unhandled_io(Vcpu &vcpu, IoAccess &access) {
-    if (config_.unhandled_io == UnhandledIoPolicy::kAllOnes) {
-        if (!access.is_write) std::memset(access.data.data(), 0xff, access.data.size());
-        return ExitAction::kContinue;
-    }
-    auto regs = vcpu.registers();
-    stop({StopReason::kUnhandledExit,
-          fmt::format("unhandled port I/O: {} port {:#x} ({} byte{}) on vCPU {}{}",
-                      access.is_write ? "out to" : "in from", access.port, access.size,
-                      access.size == 1 ? "" : "s", vcpu.id().value(),
-                      regs ? fmt::format(" at RIP {:#x}", regs->rip) : std::string()),
-          vcpu.id().value()});
-    return ExitAction::kStopVcpu;
+    return router_->set_event_handler(kind, std::move(h));
 }
 
 void Vm::stop(StopInfo info) {
@@ -475,48 +379,6 @@ ExitCounts Vm::exit_counts() const {
     const int count = vcpu_count();
     for (int i = 0; i < count; ++i) total += vcpu(i)->exit_counts();
     return total;
-}
-
-const char *exit_kind_name(ExitKind kind) noexcept {
-    switch (kind) {
-        case ExitKind::kIo:
-            return "io";
-        case ExitKind::kMmio:
-            return "mmio";
-        case ExitKind::kHlt:
-            return "hlt";
-        case ExitKind::kShutdown:
-            return "shutdown";
-        case ExitKind::kFailEntry:
-            return "fail_entry";
-        case ExitKind::kInternalError:
-            return "internal_error";
-        case ExitKind::kSystemEvent:
-            return "system_event";
-        case ExitKind::kInterrupted:
-            return "interrupted";
-        case ExitKind::kUnknown:
-            return "unknown";
-        case ExitKind::kPlatformCall:
-            return "platform_call";
-        case ExitKind::kCount:
-            break;
-    }
-    return "invalid";
-}
-
-std::uint64_t ExitCounts::total() const noexcept {
-    std::uint64_t sum = 0;
-    for (std::size_t i = 0; i < by_kind.size(); ++i) {
-        // Platform calls are port I/O exits already counted under kIo.
-        if (i != static_cast<std::size_t>(ExitKind::kPlatformCall)) sum += by_kind[i];
-    }
-    return sum;
-}
-
-ExitCounts &ExitCounts::operator+=(const ExitCounts &o) noexcept {
-    for (std::size_t i = 0; i < by_kind.size(); ++i) by_kind[i] += o.by_kind[i];
-    return *this;
 }
 
 }  // namespace guestvm

@@ -1,7 +1,5 @@
 #include "devices/serial8250.hpp"
 
-#include "guestvm/vcpu.hpp"
-
 namespace guestvm {
 
 namespace {
@@ -14,19 +12,18 @@ constexpr std::uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrDcd = 0x80;
 constexpr std::uint8_t kMcrLoop = 0x10;
 }  // namespace
 
-ExitAction Serial8250::handle(ExitContext &ctx, IoAccess &access) {
-    const int vcpu = ctx.vcpu != nullptr ? ctx.vcpu->id().value() : -1;
+ExitAction Serial8250::io(PortAccess &access) {
     // Wider accesses touch consecutive registers, as on the ISA bus.
     for (std::size_t i = 0; i < access.data.size(); ++i) {
-        auto offset = static_cast<std::uint16_t>(access.port - kBase + i);
+        const std::uint64_t offset = access.offset + i;
         if (offset >= kPorts) {
             if (!access.is_write) access.data[i] = 0xff;
             continue;
         }
         if (access.is_write) {
-            write(offset, access.data[i], vcpu);
+            write(static_cast<std::uint16_t>(offset), access.data[i], access.vcpu);
         } else {
-            access.data[i] = read(offset);
+            access.data[i] = read(static_cast<std::uint16_t>(offset));
         }
     }
     return ExitAction::kContinue;

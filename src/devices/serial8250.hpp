@@ -5,8 +5,8 @@
 #include <functional>
 #include <mutex>
 
+#include "devices/port_device.hpp"
 #include "guestvm/exits.hpp"
-#include "guestvm/vm.hpp"
 
 namespace guestvm {
 
@@ -27,7 +27,8 @@ class Serial8250 {
 
     explicit Serial8250(SerialSink sink, IrqLine irq = {})
         : sink_(std::move(sink)), irq_(std::move(irq)) {}
-    ExitAction handle(ExitContext &ctx, IoAccess &access);
+    /// A port access at offset 0..7 (wider accesses touch consecutive registers).
+    ExitAction io(PortAccess &access);
 
     /// One register access at offset 0..7 from kBase (public for unit tests).
     std::uint8_t read(std::uint16_t offset);

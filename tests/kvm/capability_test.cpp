@@ -28,7 +28,7 @@ TEST(Capabilities, NullDeletedAndWrongTypeAreErrors) {
     GUESTVM_REQUIRE_KVM(host);
     CPtr tcb, vcpu;
     {
-        auto vm = Vm::create(host, test::config("caps", 4 << 20, 1));
+        auto vm = build_machine(host, test::config("caps", 4 << 20, 1));
         ASSERT_TRUE(vm) << vm.error().message();
         tcb = (*vm)->vcpu(0)->tcb();
         vcpu = (*vm)->vcpu(0)->cap();
@@ -62,7 +62,7 @@ TEST(Capabilities, NullDeletedAndWrongTypeAreErrors) {
     EXPECT_EQ(tcb::suspend(host->cspace(), tcb).error().code(), Errc::kStaleCapability);
     EXPECT_EQ(vcpu_object::read_state(host->cspace(), vcpu).error().code(), Errc::kStaleCapability);
     // A new VM reuses the slots, but the old cptrs still name nothing.
-    auto vm2 = Vm::create(host, test::config("caps2", 4 << 20, 1));
+    auto vm2 = build_machine(host, test::config("caps2", 4 << 20, 1));
     ASSERT_TRUE(vm2);
     EXPECT_NE((*vm2)->vcpu(0)->tcb(), tcb);
     EXPECT_EQ(tcb::read_registers(host->cspace(), tcb).error().code(), Errc::kStaleCapability);

@@ -63,7 +63,7 @@ TEST(Concurrency, QueriesWhileTheGuestBringsUpCoresAndStops) {
 TEST(Concurrency, ClaimsRacingForCoresNeverShareAVcpu) {
     GUESTVM_REQUIRE_KVM(host);
     constexpr int kVcpus = 64;
-    auto vm = Vm::create(host, test::config("claims", 4 << 20, kVcpus));
+    auto vm = build_machine(host, test::config("claims", 4 << 20, kVcpus));
     ASSERT_TRUE(vm);
     std::vector<std::thread> threads;
     std::vector<std::atomic<Vcpu *>> got(kVcpus);
@@ -135,7 +135,7 @@ TEST(Concurrency, CApiQueriesDuringRunAndStop) {
 TEST(Scale, QueriesAt1024Vcpus) {
     GUESTVM_REQUIRE_KVM(host);
     const int n = std::min(1024, host->max_vcpus());
-    auto vm = Vm::create(host, test::config("wide", 4 << 20, n));
+    auto vm = build_machine(host, test::config("wide", 4 << 20, n));
     ASSERT_TRUE(vm) << vm.error().message();
     for (int core = n - 1; core >= 0; --core) ASSERT_TRUE((*vm)->claim_vcpu_for_core(core));
     // Claimed from the highest core down: vCPU i serves core n-1-i.

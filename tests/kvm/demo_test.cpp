@@ -51,7 +51,7 @@ TEST_P(Demo, GuestBringsUpEveryCoreAndPowersOff) {
     EXPECT_EQ(static_cast<int>(ids.size()), n);
     EXPECT_EQ(vm->free_unassigned_vcpu(), nullptr);
     EXPECT_EQ(vm->vcpu_for_target(n), nullptr);
-    EXPECT_GE(vm->exit_counts()[ExitKind::kPlatformCall], static_cast<std::uint64_t>(3 * n));
+    EXPECT_GE(vm->port_exits("platform-call"), static_cast<std::uint64_t>(3 * n));
 }
 
 INSTANTIATE_TEST_SUITE_P(Vcpus, Demo, ::testing::Values(1, 2, 4, 16),

@@ -37,10 +37,10 @@ bool reaches(const std::atomic<int> &counter, int want) {
 /// registering handlers: acknowledgements can come as soon as it runs).
 std::unique_ptr<Vm> uart_irq_vm(std::shared_ptr<Host> host, test::Capture &capture,
                                 EntryState &entry) {
-    VmConfig config = test::config("irq-ack", 64ull << 20);
+    MachineConfig config = test::config("irq-ack", 64ull << 20);
     config.serial_sink = capture.sink();
     config.irqchip = true;
-    auto vm = Vm::create(std::move(host), std::move(config));
+    auto vm = build_machine(std::move(host), std::move(config));
     EXPECT_TRUE(vm) << (vm ? "" : vm.error().message());
     if (!vm) return nullptr;
     auto image = read_file(test::guest_path("uart_irq"));
@@ -119,7 +119,7 @@ TEST(IrqAck, ARemovedHandlerIsNotCalledAndLinesAreChecked) {
         ASSERT_FALSE(r);
         EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
     }
-    auto plain = Vm::create(host, test::config("no-irqchip"));
+    auto plain = build_machine(host, test::config("no-irqchip"));
     ASSERT_TRUE(plain);
     auto none = (*plain)->set_irq_ack_handler(4, [](int) {});
     ASSERT_FALSE(none);

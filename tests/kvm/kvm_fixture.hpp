@@ -10,8 +10,8 @@
 
 #include "guestvm/host.hpp"
 #include "guestvm/loader.hpp"
+#include "guestvm/machine.hpp"
 #include "guestvm/serial.hpp"
-#include "guestvm/vm.hpp"
 
 namespace guestvm::test {
 
@@ -87,9 +87,9 @@ class Capture {
     LineBuffer buffer_;
 };
 
-/// A VmConfig with the commonly varied fields set.
-inline VmConfig config(std::string name, std::uint64_t ram = 4 << 20, int vcpus = 1) {
-    VmConfig c;
+/// A MachineConfig with the commonly varied fields set.
+inline MachineConfig config(std::string name, std::uint64_t ram = 4 << 20, int vcpus = 1) {
+    MachineConfig c;
     c.name = std::move(name);
     c.ram_bytes = ram;
     c.vcpus = vcpus;
@@ -100,12 +100,12 @@ inline VmConfig config(std::string name, std::uint64_t ram = 4 << 20, int vcpus 
 inline std::unique_ptr<Vm> make_vm(std::shared_ptr<Host> host, const std::string &guest, int vcpus,
                                    Capture *capture, std::uint64_t *entry,
                                    std::uint64_t ram = 64ull << 20) {
-    VmConfig config;
+    MachineConfig config;
     config.name = guest;
     config.vcpus = vcpus;
     config.ram_bytes = ram;
     if (capture) config.serial_sink = capture->sink();
-    auto vm = Vm::create(std::move(host), std::move(config));
+    auto vm = build_machine(std::move(host), std::move(config));
     EXPECT_TRUE(vm) << (vm ? "" : vm.error().message());
     if (!vm) return nullptr;
     auto image = read_file(guest_path(guest));

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "kvm_fixture.hpp"
@@ -32,7 +33,7 @@ TEST(Lifecycle, StopFromAnotherThreadKicksASpinningGuest) {
 
 TEST(Lifecycle, RunWithNothingStartedReturnsAtOnce) {
     GUESTVM_REQUIRE_KVM(host);
-    auto vm = Vm::create(host, test::config("idle", 4 << 20, 2));
+    auto vm = build_machine(host, test::config("idle", 4 << 20, 2));
     ASSERT_TRUE(vm);
     EXPECT_EQ((*vm)->run().reason, StopReason::kAllVcpusOff);
 }
@@ -116,9 +117,9 @@ TEST(Lifecycle, MmioHandlerServesTheGuest) {
 
 TEST(Lifecycle, HandlersRefuseOverlapAndAllOnesPolicyAnswersUnknownPorts) {
     GUESTVM_REQUIRE_KVM(host);
-    VmConfig config = test::config("policy");
+    MachineConfig config = test::config("policy");
     config.unhandled_io = UnhandledIoPolicy::kAllOnes;
-    auto vm = Vm::create(host, config);
+    auto vm = build_machine(host, config);
     ASSERT_TRUE(vm);
     auto overlap = (*vm)->add_io_handler(
         0x3fc, 4, "clash", [](ExitContext &, IoAccess &) { return ExitAction::kContinue; });
@@ -194,13 +195,15 @@ TEST(Lifecycle, TwoVmsInOneProcessEachNumberVcpusFromZero) {
 
 TEST(Lifecycle, BadConfigsAreRefused) {
     GUESTVM_REQUIRE_KVM(host);
-    EXPECT_EQ(Vm::create(nullptr, {}).error().code(), Errc::kInvalidArgument);
-    EXPECT_EQ(Vm::create(host, test::config("neg", 4 << 20, -1)).error().code(),
+    EXPECT_EQ(build_machine(nullptr, {}).error().code(), Errc::kInvalidArgument);
+    EXPECT_EQ(build_machine(host, test::config("neg", 4 << 20, -1)).error().code(),
               Errc::kInvalidArgument);
-    EXPECT_EQ(Vm::create(host, test::config("many", 4 << 20, host->max_vcpus() + 1)).error().code(),
+    EXPECT_EQ(
+        build_machine(host, test::config("many", 4 << 20, host->max_vcpus() + 1)).error().code(),
+        Errc::kInvalidArgument);
+    EXPECT_EQ(build_machine(host, test::config("tiny", 4096)).error().code(),
               Errc::kInvalidArgument);
-    EXPECT_EQ(Vm::create(host, test::config("tiny", 4096)).error().code(), Errc::kInvalidArgument);
-    EXPECT_EQ(Vm::create(host, test::config("odd", (4 << 20) + 1)).error().code(),
+    EXPECT_EQ(build_machine(host, test::config("odd", (4 << 20) + 1)).error().code(),
               Errc::kInvalidArgument);
 }
 

@@ -40,10 +40,10 @@ struct Booted {
 Booted boot(std::shared_ptr<Host> host, const Planner &planner, bool irqchip = false,
             std::function<void(Vm &, test::Capture &)> while_running = {}) {
     test::Capture capture;
-    VmConfig config = test::config("loader", 64ull << 20);
+    MachineConfig config = test::config("loader", 64ull << 20);
     config.serial_sink = capture.sink();
     config.irqchip = irqchip;
-    auto vm = Vm::create(std::move(host), std::move(config));
+    auto vm = build_machine(std::move(host), std::move(config));
     EXPECT_TRUE(vm) << (vm ? "" : vm.error().message());
     if (!vm) return {};
     Booted out;
@@ -192,14 +192,14 @@ TEST(Interrupts, GuestTakesTheUartInterruptAndAVmmRaisedIrq) {
 
 TEST(Interrupts, IrqLinesNeedTheIrqchipAndAValidLine) {
     GUESTVM_REQUIRE_KVM(host);
-    auto plain = Vm::create(host, test::config("no-irqchip"));
+    auto plain = build_machine(host, test::config("no-irqchip"));
     ASSERT_TRUE(plain);
     auto r = (*plain)->set_irq_line(4, true);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code(), Errc::kBadState);
     // Too late once a vCPU exists; fine before.
     EXPECT_EQ((*plain)->enable_irqchip().error().code(), Errc::kBadState);
-    auto later = Vm::create(host, test::config("later", 4 << 20, 0));
+    auto later = build_machine(host, test::config("later", 4 << 20, 0));
     ASSERT_TRUE(later);
     ASSERT_TRUE((*later)->enable_irqchip());
     ASSERT_TRUE((*later)->enable_irqchip());  // idempotent
@@ -243,7 +243,7 @@ TEST(Interrupts, CApiCreatesTheControllerAndInjects) {
 
 TEST(Loaders, AFailedLoadWritesNothing) {
     GUESTVM_REQUIRE_KVM(host);
-    auto vm = Vm::create(host, test::config("untouched", 4 << 20));
+    auto vm = build_machine(host, test::config("untouched", 4 << 20));
     ASSERT_TRUE(vm);
     auto good = read_guest("tiny.elf");
     auto ram = ram_ranges((*vm)->vspace());

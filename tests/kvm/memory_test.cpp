@@ -162,7 +162,7 @@ TEST(Memory, UnownedAccessGoesToTheUnhandledMemoryHandler) {
 
 TEST(Memory, RefusesOverlapsCrossingsAndStrangers) {
     GUESTVM_REQUIRE_KVM(host);
-    auto vm = Vm::create(host, test::config("refusals", 4 << 20));
+    auto vm = build_machine(host, test::config("refusals", 4 << 20));
     ASSERT_TRUE(vm);
     GuestVSpace &vs = (*vm)->vspace();
     auto handler = [](ExitContext &, MmioAccess &) { return ExitAction::kContinue; };
@@ -207,7 +207,7 @@ TEST(Memory, RefusesOverlapsCrossingsAndStrangers) {
 
 TEST(Memory, AnywhereRemoveViewsAndSlotReuse) {
     GUESTVM_REQUIRE_KVM(host);
-    auto vm = Vm::create(host, test::config("places", 4 << 20));
+    auto vm = build_machine(host, test::config("places", 4 << 20));
     ASSERT_TRUE(vm);
     GuestVSpace &vs = (*vm)->vspace();
     auto a = vs.add_ram_anywhere(0x2000, "a");
@@ -257,7 +257,7 @@ TEST(Memory, EveryMappingAndDescriptorGoesAwayWithTheVm) {
     GUESTVM_REQUIRE_KVM(host);
     const std::size_t maps_before = memfd_mappings(), fds_before = open_fds();
     for (int round = 0; round < 3; ++round) {
-        auto vm = Vm::create(host, test::config("leak", 8 << 20, 2));
+        auto vm = build_machine(host, test::config("leak", 8 << 20, 2));
         ASSERT_TRUE(vm);
         auto extra = (*vm)->vspace().add_ram_anywhere(1 << 20, "extra");
         ASSERT_TRUE(extra);

@@ -166,7 +166,9 @@ TEST(UtilQueries, AfterStopQueriesStillAnswerAndNothingIsOnline) {
     auto again = vm->vcpu(0)->start(entry, BootMode::kLong64, 0);
     ASSERT_FALSE(again);
     EXPECT_EQ(again.error().code(), Errc::kBadState);
-    EXPECT_EQ(vm->cpu_on(1, entry, 0), psci::kInternalFailure);
+    auto restart = vm->start_core(1, entry, 0);
+    ASSERT_FALSE(restart);
+    EXPECT_EQ(restart.error().code(), Errc::kBadState);
 }
 
 TEST(UtilQueries, CApiStartingAnOnlineVcpuFails) {

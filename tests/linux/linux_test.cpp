@@ -43,11 +43,11 @@ KernelRun boot_kernel(std::shared_ptr<Host> host, Path path, const std::string &
     auto kernel = read_or_fail(kLinuxDir + "/vmlinuz");
     if (kernel.empty()) return out;
     test::Capture capture;
-    VmConfig config = test::config("linux", 256ull << 20);
+    MachineConfig config = test::config("linux", 256ull << 20);
     config.serial_sink = capture.sink();
     config.irqchip = true;
     config.unhandled_io = UnhandledIoPolicy::kAllOnes;
-    auto vm = Vm::create(std::move(host), std::move(config));
+    auto vm = build_machine(std::move(host), std::move(config));
     EXPECT_TRUE(vm) << (vm ? "" : vm.error().message());
     if (!vm) return out;
     auto ram = ram_ranges((*vm)->vspace());

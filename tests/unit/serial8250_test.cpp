@@ -81,18 +81,30 @@ TEST(Serial8250, LoopbackEchoesModemLinesAndSwallowsOutput) {
     EXPECT_TRUE(out.empty());
 }
 
-TEST(Serial8250, WideAccessTouchesConsecutiveRegisters) {
+TEST(Serial8250, OnThePortBusItSeesOffsetsAndTheWritingVcpu) {
     std::string out;
-    Serial8250 uart([&](int, std::string_view b) { out += b; });
+    int writer = -1;
+    auto uart = std::make_shared<Serial8250>([&](int vcpu, std::string_view b) {
+        out += b;
+        writer = vcpu;
+    });
+    IoHandler handler = port_handler(Serial8250::kBase, uart);
+    ExitContext ctx;
+    ctx.vcpu_id = 3;
+    std::uint8_t byte = 'x';
+    IoAccess thr{0x3f8, 1, true, std::span(&byte, 1)};
+    EXPECT_EQ(handler(ctx, thr), ExitAction::kContinue);
+    EXPECT_EQ(out, "x");
+    EXPECT_EQ(writer, 3);
+    // Wider accesses touch consecutive registers; past the device's eight ports reads all ones.
     std::uint8_t data[2] = {0, 0};
     IoAccess in{0x3fd, 2, false, std::span(data, 2)};
-    ExitContext ctx;
-    EXPECT_EQ(uart.handle(ctx, in), ExitAction::kContinue);
+    EXPECT_EQ(handler(ctx, in), ExitAction::kContinue);
     EXPECT_EQ(data[0] & 0x60, 0x60);  // LSR
     std::uint8_t past[2] = {0, 0};
     IoAccess edge{0x3ff, 2, false, std::span(past, 2)};
-    uart.handle(ctx, edge);
-    EXPECT_EQ(past[1], 0xff);  // beyond the device
+    handler(ctx, edge);
+    EXPECT_EQ(past[1], 0xff);
 }
 
 TEST(LineBuffer, KeepsEachVcpusLinesWhole) {

@@ -15,8 +15,8 @@
 
 #include "builtin_guests.h"
 #include "guestvm/loader.hpp"
+#include "guestvm/machine.hpp"
 #include "guestvm/serial.hpp"
-#include "guestvm/vm.hpp"
 
 namespace {
 
@@ -210,7 +210,7 @@ int run(const Options &opt) {
             std::fflush(stdout);
         }
     });
-    guestvm::VmConfig config;
+    guestvm::MachineConfig config;
     config.name = "guestvm";
     config.ram_bytes = *mem;
     config.vcpus = opt.vcpus;
@@ -218,7 +218,7 @@ int run(const Options &opt) {
     // A kernel probes ports nobody emulates here (PCI, CMOS, ...): answer as absent hardware.
     config.irqchip = opt.irqchip || is_kernel;
     if (is_kernel) config.unhandled_io = guestvm::UnhandledIoPolicy::kAllOnes;
-    auto vm = guestvm::Vm::create(std::move(*host), std::move(config));
+    auto vm = guestvm::build_machine(std::move(*host), std::move(config));
     if (!vm) return fail(vm.error().message());
     auto ram = guestvm::ram_ranges((*vm)->vspace());
     auto image = plan_image(opt, ram);
@@ -274,14 +274,18 @@ int run(const Options &opt) {
                  {"online", r.online},
                  {"tcb_cptr", r.tcb},
                  {"vcpu_cptr", r.vcpu_cap},
-                 {"exits", r.exits.total()},
-                 {"platform_calls", r.exits[guestvm::ExitKind::kPlatformCall]}});
+                 {"exits", r.exits.total()}});
         }
         nlohmann::json exits;
         for (std::size_t k = 0; k < total.by_kind.size(); ++k) {
             exits[guestvm::exit_kind_name(static_cast<guestvm::ExitKind>(k))] = total.by_kind[k];
         }
         exits["total"] = total.total();
+        // Port exits by device; the platform call's also under "platform_call".
+        nlohmann::json by_device;
+        for (const auto &[device, n] : (*vm)->port_exits()) by_device[device] = n;
+        exits["ports"] = by_device;
+        exits["platform_call"] = (*vm)->port_exits("platform-call");
         doc["exits"] = exits;
         std::puts(doc.dump(2).c_str());
     } else {
@@ -289,14 +293,13 @@ int run(const Options &opt) {
         std::puts(
             fmt::format("VM stopped: {} ({})", guestvm::stop_reason_name(stop.reason), stop.message)
                 .c_str());
-        std::puts(fmt::format("{:>5} {:>6} {:>7} {:>10} {:>10} {:>8} {:>8}", "vcpu", "core",
-                              "online", "tcb", "vcpu-cap", "exits", "pcalls")
+        std::puts(fmt::format("{:>5} {:>6} {:>7} {:>10} {:>10} {:>8}", "vcpu", "core", "online",
+                              "tcb", "vcpu-cap", "exits")
                       .c_str());
         for (const Row &r : rows) {
-            std::puts(fmt::format("{:>5} {:>6} {:>7} {:>#10x} {:>#10x} {:>8} {:>8}", r.id,
+            std::puts(fmt::format("{:>5} {:>6} {:>7} {:>#10x} {:>#10x} {:>8}", r.id,
                                   r.core < 0 ? std::string("-") : std::to_string(r.core),
-                                  r.online ? "yes" : "no", r.tcb, r.vcpu_cap, r.exits.total(),
-                                  r.exits[guestvm::ExitKind::kPlatformCall])
+                                  r.online ? "yes" : "no", r.tcb, r.vcpu_cap, r.exits.total())
                           .c_str());
         }
         std::string summary = "exits:";

@@ -10,7 +10,6 @@
 #include "guestvm/error.hpp"
 #include "guestvm/loader.hpp"
 #include "guestvm/registers.hpp"
-#include "guestvm/vcpu.hpp"
 
 namespace guestvm {
 class GuestVSpace;

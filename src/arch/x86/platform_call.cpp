@@ -2,61 +2,69 @@
 
 #include <cstring>
 
-#include "guestvm/vm.hpp"
-
 namespace guestvm::x86 {
 
-namespace {
-// PSCI's SMC32 ids for the calls that also have an SMC64 form; 32-bit guests may use either.
-constexpr std::uint32_t kCpuOn32 = 0x84000003;
-constexpr std::uint32_t kAffinityInfo32 = 0x84000004;
-}  // namespace
+std::int64_t PlatformCall::cpu_on(std::int64_t core, std::uint64_t entry, std::uint64_t context) {
+    if (core < 0 || core >= ops_.core_count() || !ops_.in_ram(entry)) {
+        return psci::kInvalidParameters;
+    }
+    auto started = ops_.start_core(static_cast<int>(core), entry, context);
+    if (started) return psci::kSuccess;
+    return started.error().code() == Errc::kAlreadyExists ? psci::kAlreadyOn
+                                                          : psci::kInternalFailure;
+}
 
-ExitAction platform_call_handler(ExitContext &ctx, IoAccess &access) {
+std::int64_t PlatformCall::affinity_info(std::int64_t core, std::uint64_t level) const {
+    // Only affinity level 0 (a single core) is meaningful here.
+    if (level != 0 || core < 0 || core >= ops_.core_count()) return psci::kInvalidParameters;
+    return ops_.core_online(static_cast<int>(core)) ? psci::kAffinityOn : psci::kAffinityOff;
+}
+
+ExitAction PlatformCall::io(PortAccess &access) {
     if (!access.is_write) {
         std::memset(access.data.data(), 0xff, access.data.size());
         return ExitAction::kContinue;
     }
-    Vm &vm = *ctx.vm;
-    Vcpu &vcpu = *ctx.vcpu;
-    auto regs = vcpu.registers();
-    if (!regs) return ExitAction::kError;
-    const bool wide = vm.boot_mode() == BootMode::kLong64;
+    const int vcpu = access.vcpu;
+    auto regs = ops_.registers(vcpu);
+    if (!regs) return access.fail(std::move(regs).error().context("platform call"));
+    const bool wide = ops_.wide_registers();
     auto word = [&](std::uint64_t r) { return wide ? r : (r & 0xffffffffu); };
     auto core = [&](std::uint64_t r) {
         return wide ? static_cast<std::int64_t>(r)
                     : static_cast<std::int64_t>(static_cast<std::int32_t>(r));
     };
-    const auto function = static_cast<std::uint32_t>(regs->rax);
     std::int64_t result = psci::kNotSupported;
-    switch (function) {
+    switch (static_cast<std::uint32_t>(regs->rax)) {
         case psci::kVersion:
-            result = 0x00010000;
+            result = psci::kVersion10;
             break;
         case psci::kCpuOn:
-        case kCpuOn32:
-            result = vm.cpu_on(core(regs->rbx), word(regs->rcx), word(regs->rsi));
+        case psci::kCpuOn32:
+            result = cpu_on(core(regs->rbx), word(regs->rcx), word(regs->rsi));
             break;
         case psci::kAffinityInfo:
-        case kAffinityInfo32:
-            // Only affinity level 0 (a single core) is meaningful here.
-            result =
-                word(regs->rcx) != 0 ? psci::kInvalidParameters : vm.affinity_info(core(regs->rbx));
+        case psci::kAffinityInfo32:
+            result = affinity_info(core(regs->rbx), word(regs->rcx));
             break;
         case psci::kCpuOff:
-            return vm.cpu_off(vcpu);
+            if (auto off = ops_.cpu_off(vcpu); !off) return access.fail(std::move(off).error());
+            return ExitAction::kStopVcpu;
         case psci::kSystemOff:
-            vm.stop({StopReason::kPowerOff, "guest called SYSTEM_OFF", vcpu.id().value()});
+            ops_.system_off(vcpu);
             return ExitAction::kStopVcpu;
         case psci::kSystemReset:
-            vm.stop({StopReason::kReset, "guest called SYSTEM_RESET", vcpu.id().value()});
+            ops_.system_reset(vcpu);
             return ExitAction::kStopVcpu;
         default:
             break;
     }
     regs->rax = wide ? static_cast<std::uint64_t>(result)
                      : static_cast<std::uint32_t>(static_cast<std::int32_t>(result));
-    return vcpu.set_registers(*regs) ? ExitAction::kContinue : ExitAction::kError;
+    if (auto set = ops_.set_registers(vcpu, *regs); !set) {
+        return access.fail(std::move(set).error().context("platform call result"));
+    }
+    return ExitAction::kContinue;
 }
 
 }  // namespace guestvm::x86

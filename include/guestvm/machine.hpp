@@ -1,0 +1,47 @@
+// guestvm — the machine builder: which RAM, vCPUs and devices a VM gets.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "guestvm/error.hpp"
+#include "guestvm/exits.hpp"
+#include "guestvm/host.hpp"
+#include "guestvm/vm.hpp"
+
+namespace guestvm {
+
+/// A whole machine: the core's VmConfig plus RAM, vCPUs and the devices guestvm attaches.
+/// The CLI and the C++ API build PCs with a UART and the platform call; a libsel4vm C-API VM
+/// can ask for none.
+struct MachineConfig : VmConfig {
+    /// RAM from guest-physical 0: up to 3 GiB below the MMIO hole, the rest from 4 GiB. A
+    /// multiple of 4 KiB, at least 2 MiB, or 0 for none (the caller adds its own).
+    std::uint64_t ram_bytes = 64ull << 20;
+    int vcpus = 1;
+    /// KVM's in-kernel interrupt controllers and timer (Vm::enable_irqchip), created after the
+    /// RAM and before the vCPUs.
+    bool irqchip = false;
+    bool serial = true;          ///< an 8250 UART at 0x3f8 (IRQ 4 once there is an irqchip)
+    SerialSink serial_sink;      ///< null: output is discarded
+    bool platform_calls = true;  ///< the PSCI-semantics platform call at port 0x600
+};
+
+/// The platform call's port and port count (docs/platform-call.md).
+inline constexpr std::uint16_t kPlatformCallPort = 0x600;
+
+/// Builds the VM `config` describes: the KVM VM, its RAM and boot tables, the irqchip, the
+/// vCPUs, then the devices. Nothing is returned half-built: any failure is the error.
+Result<std::unique_ptr<Vm>> build_machine(std::shared_ptr<Host> host, MachineConfig config);
+
+/// Adds RAM of `bytes` to a VM with the machine's layout (below 3 GiB, the rest from 4 GiB)
+/// and writes the boot tables.
+Status add_machine_ram(Vm &vm, std::uint64_t bytes);
+
+/// Puts guestvm's 8250 UART on the VM's ports 0x3f8..0x3ff, writing to `sink`.
+Status attach_serial(Vm &vm, SerialSink sink);
+
+/// Puts the platform call (PSCI semantics) on the VM's port kPlatformCallPort.
+Status attach_platform_call(Vm &vm);
+
+}  // namespace guestvm
