@@ -1,15 +1,21 @@
 // The guestvm command line, run as a user would: output, JSON, exit statuses, bad input.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "kvm_fixture.hpp"
 
@@ -35,6 +41,42 @@ Ran run_cli(const std::string &args, bool merge_stderr = true) {
     return r;
 }
 
+struct RanMeasured {
+    int status = -1;
+    std::string out;  // stdout only
+    long peak_rss_kib = -1;
+};
+
+// Runs the CLI without a shell in between, so that wait4 reports the CLI's own peak RSS.
+RanMeasured run_cli_measured(std::vector<std::string> args) {
+    RanMeasured r;
+    args.insert(args.begin(), GUESTVM_CLI);
+    std::vector<char *> argv;
+    for (std::string &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return r;
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    ::posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    const int spawned = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    char buf[1 << 16];
+    for (ssize_t n; spawned == 0 && (n = ::read(out[0], buf, sizeof buf)) > 0;) {
+        r.out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(out[0]);
+    int st = 0;
+    struct rusage usage {};
+    if (spawned != 0 || ::wait4(pid, &st, 0, &usage) != pid) return r;
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.peak_rss_kib = usage.ru_maxrss;
+    return r;
+}
+
 TEST(Cli, HelpAndBadFlags) {
     Ran help = run_cli("--help");
     EXPECT_EQ(help.status, 0);
@@ -48,6 +90,20 @@ TEST(Cli, HelpAndBadFlags) {
     EXPECT_EQ(run_cli("run --vcpus 0").status, 2);
     EXPECT_EQ(run_cli("run --mem lots").status, 2);
     EXPECT_EQ(run_cli("").status, 2);
+}
+
+TEST(Cli, VersionIsTheProjectVersion) {
+    // The build's CMakeCache.txt, next to the guests, holds the version project() declared.
+    std::ifstream cache(std::filesystem::path(GUESTVM_GUEST_DIR).parent_path() / "CMakeCache.txt");
+    const std::string key = "CMAKE_PROJECT_VERSION:STATIC=";
+    std::string version;
+    for (std::string line; std::getline(cache, line);) {
+        if (line.rfind(key, 0) == 0) version = line.substr(key.size());
+    }
+    ASSERT_FALSE(version.empty());
+    Ran r = run_cli("--version", false);
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out, "guestvm " + version + "\n");
 }
 
 TEST(Cli, MissingAndMalformedImagesAreRefusedInOneLine) {
@@ -207,6 +263,67 @@ TEST(Cli, RunsEachImageFormat) {
     EXPECT_EQ(irq.status, 4) << irq.out;  // it waits for an IRQ 3 nobody raises
     EXPECT_NE(irq.out.find("uart_irq: 3 interrupts on vector 0x24"), std::string::npos) << irq.out;
     EXPECT_NE(irq.out.find("requested (--timeout 3 s)"), std::string::npos) << irq.out;
+}
+
+// A path is bytes too: one that is not UTF-8 still gives a valid document (with U+FFFD).
+TEST(Cli, JsonReplacesBytesThatAreNotUtf8) {
+    GUESTVM_REQUIRE_KVM(host);
+    const std::string path = ::testing::TempDir() + "/tiny\xff.elf";
+    std::filesystem::copy_file(test::guest_path("tiny"), path,
+                               std::filesystem::copy_options::overwrite_existing);
+    Ran r = run_cli("run --json '" + path + "'", false);
+    ASSERT_EQ(r.status, 0) << r.out;
+    auto doc = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(doc.is_discarded()) << r.out;
+    EXPECT_EQ(doc["guest"], ::testing::TempDir() + "/tiny\uFFFD.elf");
+    ASSERT_EQ(doc["serial"].size(), 1u);
+    EXPECT_EQ(doc["serial"][0]["line"], "hello from guestvm");
+    EXPECT_EQ(doc["serial_dropped_lines"], 0);
+    EXPECT_EQ(doc["serial_dropped_bytes"], 0);
+}
+
+// cli_noise prints forever: line k is "\xff<k / 16>" when k % 16 == 0, else empty. --json keeps
+// the last 1000 of its lines, counts the rest, and the CLI's memory stays bounded.
+TEST(Cli, JsonKeepsABoundedTailOfAGuestThatPrintsForever) {
+    GUESTVM_REQUIRE_KVM(host);
+    const std::string noise = test::guest_path("cli_noise");
+    RanMeasured quiet = run_cli_measured({"run", "--json", test::guest_path("tiny")});
+    ASSERT_EQ(quiet.status, 0);
+    RanMeasured r = run_cli_measured({"run", "--json", "--timeout", "2", noise});
+    ASSERT_EQ(r.status, 4) << r.out.substr(0, 4096);
+    auto doc = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(doc.is_discarded()) << r.out.substr(0, 4096);
+    EXPECT_EQ(doc["stop"]["reason"], "requested");
+    // Keeping every line peaked ~30 MB above the quiet run here; the tail stays within ~1 MB.
+    EXPECT_LT(r.peak_rss_kib, quiet.peak_rss_kib + 12 * 1024)
+        << "a run of tiny peaked at " << quiet.peak_rss_kib << " KiB";
+    const auto &serial = doc["serial"];
+    ASSERT_EQ(serial.size(), 1000u);
+    const std::uint64_t dropped = doc["serial_dropped_lines"];
+    ASSERT_GT(dropped, 0u);
+    auto expected_line = [](std::uint64_t k) {
+        return k % 16 == 0 ? "\uFFFD" + std::to_string(k / 16) : std::string();
+    };
+    for (std::size_t i = 0; i < serial.size(); ++i) {
+        const std::string line = serial[i]["line"];
+        const std::string want = expected_line(dropped + i);
+        if (i + 1 < serial.size()) {
+            ASSERT_EQ(line, want) << "tail line " << i;
+        } else {  // the last line may have been cut off by the stop
+            EXPECT_EQ(want.rfind(line, 0), 0u) << line;
+        }
+    }
+    std::uint64_t dropped_bytes = 0;  // 0xFF and the digits of each numbered line
+    for (std::uint64_t k = 0; k < dropped; k += 16)
+        dropped_bytes += 1 + std::to_string(k / 16).size();
+    EXPECT_EQ(doc["serial_dropped_bytes"], dropped_bytes);
+    // Text mode streams every line as it comes, bytes as they are.
+    Ran text = run_cli("run --timeout 1 " + noise, false);
+    EXPECT_EQ(text.status, 4);
+    const std::string first_groups =
+        std::string("\xff") + "0" + std::string(16, '\n') + "\xff" + "1\n";
+    EXPECT_EQ(text.out.rfind(first_groups, 0), 0u);
+    EXPECT_GT(std::count(text.out.begin(), text.out.end(), '\n'), 1000);
 }
 
 }  // namespace
