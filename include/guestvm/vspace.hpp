@@ -53,6 +53,10 @@ struct GuestRegion {
 /// area is removed; prefer read()/write()/copy(), which check bounds under the lock.
 class GuestVSpace {
   public:
+    /// One past the highest guest-physical address an area may cover: guestvm's bound on
+    /// guest-physical space (2^46, 64 TiB). The C layer's anonymous pools lie below it too.
+    static constexpr std::uint64_t kAddressLimit = std::uint64_t{1} << 46;
+
     GuestVSpace(const kvm::VmFd &vm, VmmVSpace &vmm, int max_slots, bool readonly_supported);
     ~GuestVSpace();
     GuestVSpace(const GuestVSpace &) = delete;
@@ -70,6 +74,11 @@ class GuestVSpace {
     Result<GuestPhysAddr> add_ram_anywhere(std::uint64_t size, std::string name,
                                            std::uint64_t align = 4096,
                                            GuestPhysAddr from = GuestPhysAddr(1 << 20));
+    /// The lowest `align`-aligned address x in [from, last] (align a power of two) such that
+    /// [x, x+size) touches no area and ends at or below `last`; nullopt when there is none.
+    /// Only a hint: another thread may take the range before the caller does.
+    std::optional<GuestPhysAddr> find_free(std::uint64_t size, std::uint64_t align,
+                                           GuestPhysAddr from, GuestPhysAddr last) const;
     /// Reserves [base, base+size) with no memory behind it: every guest access (1, 2, 4 or 8
     /// bytes, read or write) reaches `handler`. Refuses overlap like add_ram.
     Status reserve(GuestPhysAddr base, std::uint64_t size, std::string name, MmioHandler handler);
@@ -110,20 +119,21 @@ class GuestVSpace {
 
   private:
     struct Area;
+    struct Areas;
     Status insert(GuestPhysAddr base, std::uint64_t size, std::string name, AreaKind kind,
                   MmioHandler handler);
-    bool overlaps_locked(std::uint64_t base, std::uint64_t size) const;
     Status check_slot_left_locked(const std::string &name) const;
     /// Gives `region` a KVM slot over `host` and records the host mapping (region.slot/host).
     Status attach_locked(GuestRegion &region, std::uint8_t *host);
-    const Area *find_locked(std::uint64_t gpa) const;
+    /// Takes the KVM slot of RAM `region` away and forgets its host mapping.
+    Status detach_locked(const GuestRegion &region);
 
     const kvm::VmFd &vm_;
     VmmVSpace &vmm_;
     int max_slots_;
     bool readonly_supported_;
     mutable std::shared_mutex mutex_;
-    std::vector<Area> areas_;  // sorted by base
+    std::unique_ptr<Areas> areas_;  // sorted by base, disjoint
     std::vector<std::uint32_t> free_slots_;
     std::uint32_t next_slot_ = 0;
 };
@@ -176,11 +186,10 @@ class VmmVSpace {
     void attach(const GuestVSpace *guest) noexcept { guest_ = guest; }
 
   private:
-    struct Views;
+    struct Mappings;
     const GuestVSpace *guest_ = nullptr;
     mutable std::shared_mutex mutex_;
-    std::vector<HostMapping> mappings_;  // sorted by addr
-    std::unique_ptr<Views> views_;       // the mappings made by map_view, owned here
+    std::unique_ptr<Mappings> mappings_;  // sorted by host address; owns the views
 };
 
 }  // namespace guestvm

@@ -59,15 +59,15 @@ vm_memory_reservation_t *vm_reserve_memory_at(vm_t *vm, uintptr_t addr, size_t s
  * Declares guest-physical [addr, addr+size) an anonymous pool: vm_reserve_anon_memory places
  * reservations in it and vm_ram_register takes RAM from it (as in libsel4vm). Nothing else may
  * be registered or reserved there.
- * @return 0 on success, -1 on error (NULL vm, empty or misaligned range, overlapping RAM, a
- *         reservation or another pool)
+ * @return 0 on success, -1 on error (NULL vm, empty or misaligned range, one past
+ *         guest-physical space (2^46), overlapping RAM, a reservation or another pool)
  */
 int vm_memory_make_anon(vm_t *vm, uintptr_t addr, size_t size);
 
 /**
  * Reserves `size` bytes (rounded up to pages) at the lowest `align`-aligned free place of an
- * anonymous pool (vm_memory_make_anon); accesses go to `fault_callback` as with
- * vm_reserve_memory_at.
+ * anonymous pool (vm_memory_make_anon), trying each pool in the order they were declared;
+ * accesses go to `fault_callback` as with vm_reserve_memory_at.
  * @param align  a power of two; below 4096 means 4096
  * @param addr   receives the reservation's guest-physical address
  * @return a handle, or NULL on error (NULL vm, callback or addr, bad alignment, no room)

@@ -85,7 +85,9 @@ void vm_ram_mark_allocated(vm_t *vm, uintptr_t start, size_t bytes);
  *  0 when none is */
 uintptr_t vm_ram_allocate(vm_t *vm, size_t bytes);
 
-/** Marks [start, start+bytes) unallocated again (libsel4vm's version does nothing). */
+/** Marks [start, start+bytes) unallocated again (libsel4vm's version does nothing). A range
+ *  that wraps or passes guest-physical space (2^46) changes nothing and sets
+ *  guestvm_last_error(). */
 void vm_ram_free(vm_t *vm, uintptr_t start, size_t bytes);
 
 #ifdef __cplusplus

@@ -3,13 +3,15 @@
 
 #include <atomic>
 #include <exception>
+#include <functional>
 #include <list>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "common/range_map.hpp"
 #include "guestvm/error.hpp"
 #include "guestvm/vm.hpp"
 #include "sel4vm/arch/ioports.h"
@@ -22,7 +24,6 @@ struct vm_memory_reservation {
     vm_t *vm;
     uintptr_t addr;
     size_t size;
-    bool anon = false;    ///< placed in an anonymous pool (freeing gives it back)
     bool mapped = false;  ///< backed by frames (vm_map_reservation)
 };
 
@@ -33,11 +34,11 @@ constexpr std::uint64_t page_round_up(std::uint64_t bytes) {
     return (bytes + kPage - 1) & ~(kPage - 1);
 }
 
-/// An anonymous pool (vm_memory_make_anon) and the ranges taken from it.
-struct AnonPool {
-    std::uint64_t addr = 0, size = 0;
-    std::map<std::uint64_t, std::uint64_t> taken;  // start -> end
-};
+/// The anonymous pools (vm_memory_make_anon), inside guest-physical space. What is free in a
+/// pool is what the guest vspace has no area in.
+using AnonPools = RangeMap<std::monostate>;
+/// Registered RAM by address (vm->mem.ram_regions is published from it): allocated or not.
+using RamRegions = RangeMap<bool>;
 }  // namespace guestvm::capi
 
 /// Everything a vm_t owns on the C side; the C++ Vm is the truth, the rest are mirrors/handles.
@@ -49,9 +50,10 @@ struct guestvm_vm_state {
     /// Per vCPU (index = id): the VMM wrote registers or VMCS fields since it was created, so
     /// vcpu_start starts it with that state instead of at vm->entry.
     std::vector<std::unique_ptr<std::atomic<bool>>> state_written;
-    std::vector<vm_ram_region> ram_regions;  // vm->mem.ram_regions points here
+    guestvm::capi::RamRegions ram{guestvm::GuestVSpace::kAddressLimit - 1};
+    std::vector<vm_ram_region> ram_regions;  // published from `ram`; vm->mem.ram_regions
     std::list<std::unique_ptr<vm_memory_reservation>> reservations;  // handles given out
-    std::vector<guestvm::capi::AnonPool> anon_pools;
+    guestvm::capi::AnonPools anon_pools{guestvm::GuestVSpace::kAddressLimit - 1};
     std::vector<vm_ioport_entry_t> ioports;  // vm->arch.ioport_list points here, by start
     std::unique_ptr<guestvm::Vm> vm;         // last: destroyed (threads joined) first
 };
@@ -99,18 +101,20 @@ ExitAction call_fault_callback(vm_t *vm, ExitContext &ctx, MmioAccess &access,
                                memory_fault_callback_fn callback, void *cookie);
 
 /// Reserves guest-physical [addr, addr+size) for a libsel4vm fault callback and hands out
-/// the handle (vm_reserve_memory_at; `anon`: inside a pool, by vm_reserve_anon_memory).
-vm_memory_reservation_t *reserve(vm_t *vm, uintptr_t addr, size_t size,
-                                 memory_fault_callback_fn callback, void *cookie, bool anon);
+/// the handle (vm_reserve_memory_at, vm_reserve_anon_memory).
+Result<vm_memory_reservation_t *> reserve(vm_t *vm, std::uint64_t addr, std::uint64_t size,
+                                          memory_fault_callback_fn callback, void *cookie);
 /// Whether [addr, addr+size) touches an anonymous pool of `vm`.
 bool overlaps_anon_pool(const vm_t *vm, std::uint64_t addr, std::uint64_t size);
 /// True, with `fn`'s error message set, when [addr, addr+size) touches an anonymous pool
 /// (only vm_reserve_anon_memory and vm_ram_register place things there).
 bool in_anon_pool(const vm_t *vm, std::uint64_t addr, std::uint64_t size, const char *fn);
-/// Takes the lowest free `align`-aligned [x, x+size) from the pools; nullopt when none fits.
-std::optional<std::uint64_t> anon_take(vm_t *vm, std::uint64_t size, std::uint64_t align);
-/// Gives a range taken by anon_take back to its pool.
-void anon_give_back(vm_t *vm, std::uint64_t addr);
+/// Places `size` bytes in an anonymous pool: at the lowest free `align`-aligned address of
+/// each pool in turn, `place(x)` puts [x, x+size) into the guest vspace, until it succeeds.
+/// Returns x; the last error when `place` failed in every pool with room, kResourceExhausted
+/// when none had room.
+Result<std::uint64_t> anon_take(vm_t *vm, std::uint64_t size, std::uint64_t align,
+                                const std::function<Status(std::uint64_t)> &place);
 
 /// Records registered RAM [start, start+size) as unallocated in vm->mem.ram_regions.
 void record_ram(vm_t *vm, std::uint64_t start, std::uint64_t size);

@@ -81,17 +81,11 @@ uintptr_t vm_ram_register(vm_t *vm, size_t bytes) {
         const std::uint64_t size = guestvm::capi::page_round_up(bytes);
         if (!vm->guestvm->anon_pools.empty()) {
             // As libsel4vm: RAM comes from the anonymous pools once there are any.
-            auto at = guestvm::capi::anon_take(vm, size, guestvm::capi::kPage);
-            if (!at) {
-                return fail(fmt::format("vm_ram_register: no anonymous pool has {:#x} free bytes",
-                                        size)),
-                       0;
-            }
-            auto added = v->vspace().add_ram(guestvm::GuestPhysAddr(*at), size, "ram");
-            if (!added) {
-                guestvm::capi::anon_give_back(vm, *at);
-                return fail(added.error()), 0;
-            }
+            auto at =
+                guestvm::capi::anon_take(vm, size, guestvm::capi::kPage, [&](std::uint64_t x) {
+                    return v->vspace().add_ram(guestvm::GuestPhysAddr(x), size, "ram");
+                });
+            if (!at) return fail(std::move(at).error().context("vm_ram_register")), 0;
             guestvm::capi::record_ram(vm, *at, size);
             return static_cast<uintptr_t>(*at);
         }
@@ -154,7 +148,8 @@ vm_memory_reservation_t *vm_reserve_memory_at(vm_t *vm, uintptr_t addr, size_t s
             return fail("vm_reserve_memory_at: NULL vm or callback"), nullptr;
         }
         if (guestvm::capi::in_anon_pool(vm, addr, size, "vm_reserve_memory_at")) return nullptr;
-        return guestvm::capi::reserve(vm, addr, size, fault_callback, cookie, false);
+        auto r = guestvm::capi::reserve(vm, addr, size, fault_callback, cookie);
+        return r ? *r : (fail(r.error()), nullptr);
     });
 }
 
@@ -169,7 +164,6 @@ int vm_free_reserved_memory(vm_t *vm, vm_memory_reservation_t *reservation) {
         if (it == list.end()) return fail("vm_free_reserved_memory: not a reservation of this VM");
         auto removed = v->vspace().remove(guestvm::GuestPhysAddr(reservation->addr));
         if (!removed) return fail(removed.error());
-        if (reservation->anon) guestvm::capi::anon_give_back(vm, reservation->addr);
         list.erase(it);
         return 0;
     });

@@ -93,10 +93,7 @@ Status map_with_iterator(vm_t *vm, vm_memory_reservation_t *r, memory_map_iterat
 }  // namespace
 
 bool overlaps_anon_pool(const vm_t *vm, std::uint64_t addr, std::uint64_t size) {
-    for (const AnonPool &p : vm->guestvm->anon_pools) {
-        if (addr < p.addr + p.size && p.addr < addr + size) return true;
-    }
-    return false;
+    return vm->guestvm->anon_pools.first_overlap(addr, size) != nullptr;
 }
 
 bool in_anon_pool(const vm_t *vm, std::uint64_t addr, std::uint64_t size, const char *fn) {
@@ -108,35 +105,33 @@ bool in_anon_pool(const vm_t *vm, std::uint64_t addr, std::uint64_t size, const 
     return true;
 }
 
-std::optional<std::uint64_t> anon_take(vm_t *vm, std::uint64_t size, std::uint64_t align) {
-    for (AnonPool &p : vm->guestvm->anon_pools) {
-        std::uint64_t at = (p.addr + align - 1) & ~(align - 1);
-        for (const auto &[start, end] : p.taken) {
-            if (at + size <= start) break;
-            at = std::max(at, (end + align - 1) & ~(align - 1));
-        }
-        if (at >= p.addr && at + size <= p.addr + p.size) {
-            p.taken.emplace(at, at + size);
-            return at;
-        }
+Result<std::uint64_t> anon_take(vm_t *vm, std::uint64_t size, std::uint64_t align,
+                                const std::function<Status(std::uint64_t)> &place) {
+    const GuestVSpace &vspace = vm_of(vm)->vspace();
+    std::optional<Error> last_failure;
+    for (const auto &pool : vm->guestvm->anon_pools) {
+        auto at =
+            vspace.find_free(size, align, GuestPhysAddr(pool.base()), GuestPhysAddr(pool.last()));
+        if (!at) continue;
+        auto placed = place(at->value());
+        if (placed) return at->value();
+        last_failure = std::move(placed).error();  // e.g. taken meanwhile: try the next pool
     }
-    return std::nullopt;
+    if (last_failure) return std::unexpected(std::move(*last_failure));
+    return make_error(
+        Errc::kResourceExhausted,
+        fmt::format("no anonymous pool has {:#x} free bytes aligned to {:#x}", size, align));
 }
 
-void anon_give_back(vm_t *vm, std::uint64_t addr) {
-    for (AnonPool &p : vm->guestvm->anon_pools) p.taken.erase(addr);
-}
-
-vm_memory_reservation_t *reserve(vm_t *vm, uintptr_t addr, size_t size,
-                                 memory_fault_callback_fn callback, void *cookie, bool anon) {
+Result<vm_memory_reservation_t *> reserve(vm_t *vm, std::uint64_t addr, std::uint64_t size,
+                                          memory_fault_callback_fn callback, void *cookie) {
     auto handler = [vm, callback, cookie](ExitContext &ctx, MmioAccess &a) {
         return call_fault_callback(vm, ctx, a, callback, cookie);
     };
-    auto reserved = vm_of(vm)->vspace().reserve(GuestPhysAddr(addr), size,
-                                                fmt::format("reservation@{:#x}", addr), handler);
-    if (!reserved) return fail(reserved.error()), nullptr;
-    auto handle =
-        std::make_unique<vm_memory_reservation>(vm_memory_reservation{vm, addr, size, anon, false});
+    GUESTVM_TRY(vm_of(vm)->vspace().reserve(GuestPhysAddr(addr), size,
+                                            fmt::format("reservation@{:#x}", addr), handler));
+    auto handle = std::make_unique<vm_memory_reservation>(
+        vm_memory_reservation{vm, static_cast<uintptr_t>(addr), static_cast<size_t>(size), false});
     vm_memory_reservation_t *raw = handle.get();
     vm->guestvm->reservations.push_back(std::move(handle));
     return raw;
@@ -158,16 +153,14 @@ int vm_memory_make_anon(vm_t *vm, uintptr_t addr, size_t size) {
     return guarded(-1, [&] {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr) return fail("vm_memory_make_anon: NULL or uninitialised vm");
-        if (size == 0 || addr % guestvm::capi::kPage != 0 || size % guestvm::capi::kPage != 0 ||
-            addr + size < addr) {
-            return fail(
-                fmt::format("vm_memory_make_anon: [{:#x}, +{:#x}) is not a page-aligned "
-                            "range",
-                            addr, size));
+        if (addr % guestvm::capi::kPage != 0 || size % guestvm::capi::kPage != 0) {
+            return fail(fmt::format("vm_memory_make_anon: [{:#x}, +{:#x}) is not page-aligned",
+                                    addr, size));
         }
-        if (guestvm::capi::overlaps_anon_pool(vm, addr, size)) {
-            return fail(
-                fmt::format("vm_memory_make_anon: [{:#x}, +{:#x}) overlaps a pool", addr, size));
+        // Refuses an empty pool, one past guest-physical space and one overlapping a pool.
+        auto &pools = vm->guestvm->anon_pools;
+        if (auto free = pools.check(addr, size, "pool"); !free) {
+            return fail(std::move(free).error().context("vm_memory_make_anon"));
         }
         for (const auto &r : v->vspace().regions()) {
             if (addr < r.end() && r.base.value() < addr + size) {
@@ -175,8 +168,8 @@ int vm_memory_make_anon(vm_t *vm, uintptr_t addr, size_t size) {
                                         size, r.name));
             }
         }
-        vm->guestvm->anon_pools.push_back({addr, size, {}});
-        return 0;
+        auto added = pools.insert(addr, size, "pool", {});
+        return added ? 0 : fail(added.error());
     });
 }
 
@@ -194,18 +187,15 @@ vm_memory_reservation_t *vm_reserve_anon_memory(vm_t *vm, size_t size, size_t al
                    nullptr;
         }
         const std::uint64_t bytes = guestvm::capi::page_round_up(size);
-        auto at = guestvm::capi::anon_take(vm, bytes, align);
-        if (!at) {
-            return fail(fmt::format("vm_reserve_anon_memory: no anonymous pool has {:#x} free "
-                                    "bytes aligned to {:#x}",
-                                    bytes, align)),
-                   nullptr;
-        }
-        auto *r = guestvm::capi::reserve(vm, *at, bytes, fault_callback, cookie, true);
-        if (r == nullptr) {
-            guestvm::capi::anon_give_back(vm, *at);
-            return nullptr;
-        }
+        vm_memory_reservation_t *r = nullptr;
+        auto at =
+            guestvm::capi::anon_take(vm, bytes, align, [&](std::uint64_t x) -> guestvm::Status {
+                GUESTVM_TRY_ASSIGN(handle,
+                                   guestvm::capi::reserve(vm, x, bytes, fault_callback, cookie));
+                r = handle;
+                return {};
+            });
+        if (!at) return fail(std::move(at).error().context("vm_reserve_anon_memory")), nullptr;
         *addr = static_cast<uintptr_t>(*at);
         return r;
     });
@@ -269,9 +259,10 @@ int vm_ram_register_at_custom_iterator(vm_t *vm, uintptr_t start, size_t bytes,
         if (guestvm::capi::in_anon_pool(vm, start, bytes, "vm_ram_register_at_custom_iterator")) {
             return -1;
         }
-        auto *r =
-            guestvm::capi::reserve(vm, start, bytes, default_error_fault_callback, nullptr, false);
-        if (r == nullptr) return -1;
+        auto reserved =
+            guestvm::capi::reserve(vm, start, bytes, default_error_fault_callback, nullptr);
+        if (!reserved) return fail(reserved.error());
+        vm_memory_reservation_t *r = *reserved;
         auto mapped = guestvm::capi::map_with_iterator(vm, r, map_iterator, cookie);
         if (!mapped) {
             std::string why = mapped.error().message();

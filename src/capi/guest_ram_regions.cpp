@@ -10,43 +10,61 @@ using guestvm::capi::vm_of;
 
 namespace {
 
-// Sorts, merges neighbours in the same state, and points vm->mem at the result.
+// Merges neighbours in the same state and points vm->mem at a copy of the result.
 void publish(vm_t *vm) {
-    auto &regions = vm->guestvm->ram_regions;
-    std::sort(regions.begin(), regions.end(),
-              [](const vm_ram_region &a, const vm_ram_region &b) { return a.start < b.start; });
+    guestvm::capi::RamRegions &ram = vm->guestvm->ram;
     std::vector<vm_ram_region> merged;
-    for (const vm_ram_region &r : regions) {
-        if (r.size == 0) continue;
-        if (!merged.empty() && merged.back().start + merged.back().size == r.start &&
-            merged.back().allocated == r.allocated) {
-            merged.back().size += r.size;
+    for (const auto &r : ram) {
+        if (!merged.empty() && merged.back().start + merged.back().size == r.base() &&
+            (merged.back().allocated != 0) == r.value) {
+            merged.back().size += r.size();
         } else {
-            merged.push_back(r);
+            merged.push_back(
+                {static_cast<uintptr_t>(r.base()), static_cast<size_t>(r.size()), r.value ? 1 : 0});
         }
     }
-    regions = std::move(merged);
-    vm->mem.ram_regions = regions.data();
-    vm->mem.num_ram_regions = static_cast<int>(regions.size());
+    if (merged.size() != ram.size()) {
+        ram.clear();
+        for (const vm_ram_region &r : merged) (void)ram.insert(r.start, r.size, {}, r.allocated);
+    }
+    vm->guestvm->ram_regions = std::move(merged);
+    vm->mem.ram_regions = vm->guestvm->ram_regions.data();
+    vm->mem.num_ram_regions = static_cast<int>(vm->guestvm->ram_regions.size());
 }
 
-// Sets [start, start+bytes) to `allocated` where it overlaps registered RAM.
-void set_state(vm_t *vm, std::uint64_t start, std::uint64_t bytes, int allocated) {
-    const std::uint64_t end = start + bytes;
-    std::vector<vm_ram_region> out;
-    for (const vm_ram_region &r : vm->guestvm->ram_regions) {
-        const std::uint64_t rs = r.start, re = r.start + r.size;
-        if (end <= rs || start >= re) {
-            out.push_back(r);
-            continue;
-        }
-        const std::uint64_t ms = std::max(rs, start), me = std::min(re, end);
-        out.push_back({static_cast<uintptr_t>(rs), static_cast<size_t>(ms - rs), r.allocated});
-        out.push_back({static_cast<uintptr_t>(ms), static_cast<size_t>(me - ms), allocated});
-        out.push_back({static_cast<uintptr_t>(me), static_cast<size_t>(re - me), r.allocated});
+// Sets [start, start+bytes) (inside guest-physical space) to `allocated` where it overlaps
+// registered RAM.
+void set_state(vm_t *vm, std::uint64_t start, std::uint64_t bytes, bool allocated) {
+    guestvm::capi::RamRegions &ram = vm->guestvm->ram;
+    const std::uint64_t last = start + (bytes - 1);
+    struct Piece {
+        std::uint64_t base, last;
+        bool allocated;
+    };
+    std::vector<Piece> pieces;
+    std::vector<std::uint64_t> doomed;
+    for (const auto &r : ram.overlapping(start, bytes)) {
+        doomed.push_back(r.base());
+        const std::uint64_t ms = std::max(r.base(), start), ml = std::min(r.last(), last);
+        if (r.base() < ms) pieces.push_back({r.base(), ms - 1, r.value});
+        pieces.push_back({ms, ml, allocated});
+        if (ml < r.last()) pieces.push_back({ml + 1, r.last(), r.value});
     }
-    vm->guestvm->ram_regions = std::move(out);
+    for (std::uint64_t base : doomed) (void)ram.erase(base);
+    for (const Piece &p : pieces) (void)ram.insert(p.base, p.last - p.base + 1, {}, p.allocated);
     publish(vm);
+}
+
+// Whether non-empty [start, start+bytes) lies inside guest-physical space; sets the
+// last error for `fn` when not.
+bool valid_range(std::uint64_t start, std::uint64_t bytes, const char *fn) {
+    if (start < guestvm::GuestVSpace::kAddressLimit &&
+        bytes <= guestvm::GuestVSpace::kAddressLimit - start) {
+        return true;
+    }
+    fail(std::string(fn) + ": " + guestvm::describe_range("", start, bytes) +
+         " wraps or passes guest-physical space");
+    return false;
 }
 
 }  // namespace
@@ -54,8 +72,7 @@ void set_state(vm_t *vm, std::uint64_t start, std::uint64_t bytes, int allocated
 namespace guestvm::capi {
 
 void record_ram(vm_t *vm, std::uint64_t start, std::uint64_t size) {
-    vm->guestvm->ram_regions.push_back(
-        {static_cast<uintptr_t>(start), static_cast<size_t>(size), 0});
+    (void)vm->guestvm->ram.insert(start, size, {}, false);  // the vspace refused overlap already
     publish(vm);
 }
 
@@ -86,13 +103,8 @@ int vm_ram_find_largest_free_region(vm_t *vm, uintptr_t *addr, size_t *size) {
 void vm_ram_mark_allocated(vm_t *vm, uintptr_t start, size_t bytes) {
     (void)guarded(0, [&] {
         if (vm_of(vm) == nullptr || bytes == 0) return 0;
-        for (const vm_ram_region &r : vm->guestvm->ram_regions) {
-            if (r.allocated == 0 && start >= r.start && start - r.start <= r.size &&
-                bytes <= r.size - (start - r.start)) {
-                set_state(vm, start, bytes, 1);
-                break;
-            }
-        }
+        const auto *r = vm->guestvm->ram.find_covering(start, bytes);
+        if (r != nullptr && !r->value) set_state(vm, start, bytes, true);
         return 0;
     });
 }
@@ -102,11 +114,11 @@ uintptr_t vm_ram_allocate(vm_t *vm, size_t bytes) {
         if (vm_of(vm) == nullptr || bytes == 0) {
             return fail("vm_ram_allocate: NULL vm or 0 bytes"), 0;
         }
-        for (const vm_ram_region &r : vm->guestvm->ram_regions) {
-            if (r.allocated == 0 && r.size >= bytes) {
-                const uintptr_t at = r.start;
-                set_state(vm, at, bytes, 1);
-                return at;
+        for (const auto &r : vm->guestvm->ram) {
+            if (!r.value && r.size() >= bytes) {
+                const std::uint64_t at = r.base();
+                set_state(vm, at, bytes, true);
+                return static_cast<uintptr_t>(at);
             }
         }
         return fail("vm_ram_allocate: no free region is large enough"), 0;
@@ -115,7 +127,10 @@ uintptr_t vm_ram_allocate(vm_t *vm, size_t bytes) {
 
 void vm_ram_free(vm_t *vm, uintptr_t start, size_t bytes) {
     (void)guarded(0, [&] {
-        if (vm_of(vm) != nullptr && bytes != 0) set_state(vm, start, bytes, 0);
+        if (vm_of(vm) == nullptr) return fail("vm_ram_free: NULL or uninitialised vm");
+        if (bytes == 0) return 0;
+        if (!valid_range(start, bytes, "vm_ram_free")) return -1;
+        set_state(vm, start, bytes, false);
         return 0;
     });
 }

@@ -54,6 +54,7 @@ Status ExitRouter::add_port_range(std::uint16_t base, std::uint32_t count, std::
     if (in_exit_handler()) {
         return make_error(Errc::kBadState, "exit handlers cannot add handlers");
     }
+    if (!handler) return make_error(Errc::kInvalidArgument, fmt::format("{}: null handler", name));
     std::unique_lock lock(mutex_);
     return ports_.insert(
         base, count, std::move(name),
@@ -90,7 +91,7 @@ std::vector<std::pair<std::string, std::uint64_t>> ExitRouter::port_exits() cons
     std::shared_lock lock(mutex_);
     std::vector<std::pair<std::string, std::uint64_t>> out;
     for (const auto &e : ports_.entries()) {
-        out.emplace_back(e.name, e.value.exits->load(std::memory_order_relaxed));
+        out.emplace_back(std::string(e.name()), e.value.exits->load(std::memory_order_relaxed));
     }
     return out;
 }

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/port_bus.hpp"
+#include "common/range_map.hpp"
 #include "guestvm/exits.hpp"
 #include "kvm/exits.hpp"
 
@@ -55,7 +55,6 @@ class ExitRouter {
     struct PortRoute {
         IoHandler handler;
         std::unique_ptr<std::atomic<std::uint64_t>> exits;
-        explicit operator bool() const noexcept { return static_cast<bool>(handler); }
     };
     static constexpr std::size_t kEventKinds = 6;
 
@@ -79,7 +78,7 @@ class ExitRouter {
     const UnhandledIoPolicy policy_;
     const MmioHandler memory_;
     mutable std::shared_mutex mutex_;  // guards everything below
-    RangeBus<PortRoute> ports_{0xffff};
+    RangeMap<PortRoute> ports_{0xffff};
     IoHandler unhandled_io_;
     MmioHandler unhandled_memory_;
     std::array<EventHandler, kEventKinds> events_;

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "common/handler_scope.hpp"
+#include "common/range_map.hpp"
 #include "guestvm/frame.hpp"
 #include "guestvm/vspace.hpp"
 #include "kvm/mapping.hpp"
@@ -16,18 +17,12 @@ namespace guestvm {
 namespace {
 constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t kHoleStart = 3ull << 30, kHoleEnd = 4ull << 30;
-constexpr std::uint64_t kGuestPhysLimit = 1ull << 46;  // well inside x86's physical-address width
 
-Status check_range(std::uint64_t base, std::uint64_t size, const std::string &name) {
+// The map checks wrapping, the limit and overlap; guest memory also wants whole pages.
+Status check_pages(std::uint64_t base, std::uint64_t size, const std::string &name) {
     if (size == 0 || size % kPage != 0 || base % kPage != 0) {
-        return make_error(
-            Errc::kInvalidArgument,
-            fmt::format("{} [{:#x}, +{:#x}) is empty or not page-aligned", name, base, size));
-    }
-    if (base + size < base || base + size > kGuestPhysLimit) {
-        return make_error(Errc::kInvalidArgument,
-                          fmt::format("{} [{:#x}, +{:#x}) wraps or exceeds guest-physical space",
-                                      name, base, size));
+        return make_error(Errc::kInvalidArgument, fmt::format("{} is empty or not page-aligned",
+                                                              describe_range(name, base, size)));
     }
     return {};
 }
@@ -43,46 +38,7 @@ const char *kind_name(AreaKind kind) {
     }
     return "area";
 }
-}  // namespace
 
-struct GuestVSpace::Area {
-    GuestRegion region;
-    kvm::SharedMemory memory;                    // RAM only (frames: no fd, their aliases)
-    std::shared_ptr<const MmioHandler> handler;  // reservations; writes to read-only RAM
-    std::vector<std::shared_ptr<Frame>> frames;  // a reservation backed by map_frames
-};
-
-GuestVSpace::GuestVSpace(const kvm::VmFd &vm, VmmVSpace &vmm, int max_slots,
-                         bool readonly_supported)
-    : vm_(vm), vmm_(vmm), max_slots_(max_slots), readonly_supported_(readonly_supported) {}
-
-GuestVSpace::~GuestVSpace() {
-    // Slots first, then the host memory behind them (members), then the VMM's records.
-    for (auto &a : areas_) {
-        if (!a.region.is_ram()) continue;
-        (void)vm_.set_memory_region(a.region.slot, a.region.base.value(), 0, nullptr, false);
-        (void)vmm_.forget(HostVirtAddr(reinterpret_cast<std::uintptr_t>(a.region.host)));
-    }
-}
-
-bool GuestVSpace::overlaps_locked(std::uint64_t base, std::uint64_t size) const {
-    auto it =
-        std::upper_bound(areas_.begin(), areas_.end(), base,
-                         [](std::uint64_t a, const Area &r) { return a < r.region.base.value(); });
-    if (it != areas_.end() && it->region.base.value() < base + size) return true;
-    return it != areas_.begin() && std::prev(it)->region.end() > base;
-}
-
-const GuestVSpace::Area *GuestVSpace::find_locked(std::uint64_t gpa) const {
-    auto it =
-        std::upper_bound(areas_.begin(), areas_.end(), gpa,
-                         [](std::uint64_t a, const Area &r) { return a < r.region.base.value(); });
-    if (it == areas_.begin()) return nullptr;
-    const Area &a = *std::prev(it);
-    return a.region.contains(gpa, 1) ? &a : nullptr;
-}
-
-namespace {
 Status check_not_in_exit_handler() {
     if (in_exit_handler()) {
         return make_error(Errc::kBadState, "exit handlers cannot change guest memory");
@@ -90,6 +46,51 @@ Status check_not_in_exit_handler() {
     return {};
 }
 }  // namespace
+
+// What an area holds besides its bounds and name (those are the map's).
+struct GuestVSpace::Area {
+    AreaKind kind = AreaKind::kRam;
+    std::uint8_t *host = nullptr;                // host address of the base (RAM only)
+    std::uint32_t slot = 0;                      // KVM memory slot (RAM only)
+    kvm::SharedMemory memory;                    // RAM only (frames: no fd, their aliases)
+    std::shared_ptr<const MmioHandler> handler;  // reservations; writes to read-only RAM
+    std::vector<std::shared_ptr<Frame>> frames;  // a reservation backed by map_frames
+};
+
+// The areas by guest-physical address; guarded by GuestVSpace::mutex_.
+struct GuestVSpace::Areas {
+    using Entry = RangeMap<Area>::Entry;
+    RangeMap<Area> map{kAddressLimit - 1};
+
+    static GuestRegion region(const Entry &e) {
+        return GuestRegion{
+            GuestPhysAddr(e.base()), e.size(), e.value.host, e.value.kind, e.value.slot, e.name()};
+    }
+    /// The RAM area holding all of [gpa, gpa+len), or null.
+    const Entry *ram(std::uint64_t gpa, std::uint64_t len) const {
+        const Entry *e = map.find_covering(gpa, len);
+        return e != nullptr && e->value.kind != AreaKind::kReservation ? e : nullptr;
+    }
+    /// Host address of `gpa` inside RAM area `e`.
+    static std::uint8_t *host_of(const Entry &e, std::uint64_t gpa) {
+        return e.value.host + (gpa - e.base());
+    }
+};
+
+GuestVSpace::GuestVSpace(const kvm::VmFd &vm, VmmVSpace &vmm, int max_slots,
+                         bool readonly_supported)
+    : vm_(vm),
+      vmm_(vmm),
+      max_slots_(max_slots),
+      readonly_supported_(readonly_supported),
+      areas_(std::make_unique<Areas>()) {}
+
+GuestVSpace::~GuestVSpace() {
+    // Slots first, then the host memory behind them (members), then the VMM's records.
+    for (const auto &e : areas_->map) {
+        if (e.value.kind != AreaKind::kReservation) (void)detach_locked(Areas::region(e));
+    }
+}
 
 Status GuestVSpace::check_slot_left_locked(const std::string &name) const {
     if (free_slots_.empty() && next_slot_ >= static_cast<std::uint32_t>(max_slots_)) {
@@ -119,11 +120,18 @@ Status GuestVSpace::attach_locked(GuestRegion &region, std::uint8_t *host) {
     return {};
 }
 
+Status GuestVSpace::detach_locked(const GuestRegion &region) {
+    GUESTVM_TRY(vm_.set_memory_region(region.slot, region.base.value(), 0, nullptr, false));
+    (void)vmm_.forget(HostVirtAddr(reinterpret_cast<std::uintptr_t>(region.host)));
+    free_slots_.push_back(region.slot);
+    return {};
+}
+
 Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string name, AreaKind kind,
                            MmioHandler handler) {
     GUESTVM_TRY(check_not_in_exit_handler());
     const std::uint64_t b = base.value();
-    GUESTVM_TRY(check_range(b, size, name));
+    GUESTVM_TRY(check_pages(b, size, name));
     if (kind == AreaKind::kReservation && !handler) {
         return make_error(Errc::kInvalidArgument,
                           fmt::format("reservation {}: null handler", name));
@@ -132,36 +140,28 @@ Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string n
         return make_error(Errc::kSystem, "this KVM has no read-only memory (KVM_CAP_READONLY_MEM)");
     }
     std::unique_lock lock(mutex_);
-    if (overlaps_locked(b, size)) {
-        const Area *other = find_locked(b);
-        if (other == nullptr) {
-            auto it = std::upper_bound(
-                areas_.begin(), areas_.end(), b,
-                [](std::uint64_t a, const Area &r) { return a < r.region.base.value(); });
-            other = &*it;
-        }
-        return make_error(
-            Errc::kAlreadyExists,
-            fmt::format("{} {} [{:#x}, +{:#x}) overlaps {} {} [{:#x}, +{:#x})", kind_name(kind),
-                        name, b, size, kind_name(other->region.kind), other->region.name,
-                        other->region.base.value(), other->region.size));
+    if (auto free = areas_->map.check(b, size, name); !free) {
+        return std::unexpected(std::move(free).error().context(kind_name(kind)));
     }
-    Area area{GuestRegion{base, size, nullptr, kind, 0, std::move(name)},
+    GuestRegion region{base, size, nullptr, kind, 0, name};
+    Area area{kind,
+              nullptr,
+              0,
               {},
               handler ? std::make_shared<const MmioHandler>(std::move(handler)) : nullptr,
               {}};
-    if (area.region.is_ram()) {
-        GUESTVM_TRY(check_slot_left_locked(area.region.name));
-        auto memory = kvm::create_shared_memory(size, area.region.name.c_str());
+    if (region.is_ram()) {
+        GUESTVM_TRY(check_slot_left_locked(name));
+        auto memory = kvm::create_shared_memory(size, name.c_str());
         if (!memory) return std::unexpected(std::move(memory).error());
-        GUESTVM_TRY(attach_locked(area.region, memory->mapping.data()));
+        GUESTVM_TRY(attach_locked(region, memory->mapping.data()));
         area.memory = std::move(*memory);
+        area.host = region.host;
+        area.slot = region.slot;
     }
-    auto it = std::upper_bound(areas_.begin(), areas_.end(), b, [](std::uint64_t a, const Area &r) {
-        return a < r.region.base.value();
-    });
-    areas_.insert(it, std::move(area));
-    return {};
+    auto inserted = areas_->map.insert(b, size, std::move(name), std::move(area));
+    if (!inserted && region.is_ram()) (void)detach_locked(region);  // checked above: not reached
+    return inserted;
 }
 
 Status GuestVSpace::add_ram(GuestPhysAddr base, std::uint64_t size, std::string name) {
@@ -184,33 +184,33 @@ Result<GuestPhysAddr> GuestVSpace::add_ram_anywhere(std::uint64_t size, std::str
         return make_error(Errc::kInvalidArgument,
                           fmt::format("alignment {:#x} is not a power of two >= 4 KiB", align));
     }
-    GUESTVM_TRY(check_range(0, size, name));
-    auto round_up = [&](std::uint64_t v) { return (v + align - 1) & ~(align - 1); };
-    std::uint64_t candidate = 0;
-    {
-        std::shared_lock lock(mutex_);
-        candidate = round_up(from.value());
-        for (;;) {
-            if (candidate < kHoleEnd && candidate + size > kHoleStart)
-                candidate = round_up(kHoleEnd);
-            if (candidate + size > kGuestPhysLimit) {
-                return make_error(Errc::kResourceExhausted,
-                                  fmt::format("no free guest-physical range of {:#x} bytes", size));
-            }
-            const Area *blocking = nullptr;
-            for (const Area &a : areas_) {  // O(n): allocation is rare, lookups are not
-                if (a.region.base.value() < candidate + size && a.region.end() > candidate) {
-                    blocking = &a;
-                    break;
-                }
-            }
-            if (blocking == nullptr) break;
-            candidate = round_up(blocking->region.end());
-        }
+    GUESTVM_TRY(check_pages(0, size, name));
+    if (size > kAddressLimit) {
+        return make_error(
+            Errc::kInvalidArgument,
+            fmt::format("{} is larger than guest-physical space", describe_range(name, 0, size)));
+    }
+    // Below the MMIO hole, else above it.
+    auto at = find_free(size, align, from, GuestPhysAddr(kHoleStart - 1));
+    if (!at) {
+        at = find_free(size, align, GuestPhysAddr(std::max(from.value(), kHoleEnd)),
+                       GuestPhysAddr(kAddressLimit - 1));
+    }
+    if (!at) {
+        return make_error(Errc::kResourceExhausted,
+                          fmt::format("no free guest-physical range of {:#x} bytes", size));
     }
     // Another thread may take the range between the search and the insert: insert re-checks.
-    GUESTVM_TRY(add_ram(GuestPhysAddr(candidate), size, std::move(name)));
-    return GuestPhysAddr(candidate);
+    GUESTVM_TRY(add_ram(*at, size, std::move(name)));
+    return *at;
+}
+
+std::optional<GuestPhysAddr> GuestVSpace::find_free(std::uint64_t size, std::uint64_t align,
+                                                    GuestPhysAddr from, GuestPhysAddr last) const {
+    std::shared_lock lock(mutex_);
+    auto at = areas_->map.first_fit(size, align, from.value(), last.value());
+    if (!at) return std::nullopt;
+    return GuestPhysAddr(*at);
 }
 
 Status GuestVSpace::map_frames(GuestPhysAddr base, std::span<const std::shared_ptr<Frame>> frames,
@@ -220,54 +220,55 @@ Status GuestVSpace::map_frames(GuestPhysAddr base, std::span<const std::shared_p
         return make_error(Errc::kSystem, "this KVM has no read-only memory (KVM_CAP_READONLY_MEM)");
     }
     std::unique_lock lock(mutex_);
-    auto it = std::find_if(areas_.begin(), areas_.end(),
-                           [&](const Area &a) { return a.region.base == base; });
-    if (it == areas_.end()) {
+    Areas::Entry *entry = areas_->map.starting_at(base.value());
+    if (entry == nullptr) {
         return make_error(Errc::kNotFound,
                           fmt::format("no reservation starts at {:#x}", base.value()));
     }
-    if (!it->frames.empty()) {
+    Area &area = entry->value;
+    const std::string &name = entry->name();
+    const std::uint64_t size = entry->size();
+    if (!area.frames.empty()) {
         return make_error(Errc::kBadState, fmt::format("reservation {} at {:#x} is mapped already",
-                                                       it->region.name, base.value()));
+                                                       name, base.value()));
     }
-    if (it->region.kind != AreaKind::kReservation) {
-        return make_error(
-            Errc::kInvalidArgument,
-            fmt::format("{} at {:#x} is RAM, not a reservation", it->region.name, base.value()));
+    if (area.kind != AreaKind::kReservation) {
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("{} at {:#x} is RAM, not a reservation", name, base.value()));
     }
-    Area &area = *it;
     std::uint64_t offset = 0;
     for (const auto &frame : frames) {
         if (!frame) return make_error(Errc::kInvalidArgument, "map_frames: null frame");
         const std::uint64_t gpa = base.value() + offset;
-        if (gpa % frame->size() != 0 || offset >= area.region.size ||
-            frame->size() > area.region.size - offset) {
+        if (gpa % frame->size() != 0 || offset >= size || frame->size() > size - offset) {
             return make_error(
                 Errc::kInvalidArgument,
-                fmt::format("reservation {} [{:#x}, +{:#x}): a {:#x}-byte frame "
+                fmt::format("reservation {}: a {:#x}-byte frame "
                             "does not fit at {:#x} (aligned, inside)",
-                            area.region.name, base.value(), area.region.size, frame->size(), gpa));
+                            describe_range(name, base.value(), size), frame->size(), gpa));
         }
         offset += frame->size();
     }
-    if (offset != area.region.size) {
+    if (offset != size) {
         return make_error(Errc::kInvalidArgument,
-                          fmt::format("reservation {} is {:#x} bytes; the frames cover {:#x}",
-                                      area.region.name, area.region.size, offset));
+                          fmt::format("reservation {} is {:#x} bytes; the frames cover {:#x}", name,
+                                      size, offset));
     }
-    GUESTVM_TRY(check_slot_left_locked(area.region.name));
+    GUESTVM_TRY(check_slot_left_locked(name));
     // One host range holding every frame's pages in order, so one KVM slot covers it.
-    auto range = kvm::Mapping::address_range(area.region.size);
+    auto range = kvm::Mapping::address_range(size);
     if (!range) return std::unexpected(std::move(range).error());
     offset = 0;
     for (const auto &frame : frames) {
         GUESTVM_TRY(range->alias_at(offset, frame->bytes().data(), frame->size()));
         offset += frame->size();
     }
-    GuestRegion mapped = area.region;
+    GuestRegion mapped = Areas::region(*entry);
     mapped.kind = writable ? AreaKind::kRam : AreaKind::kReadOnlyRam;
     GUESTVM_TRY(attach_locked(mapped, range->data()));
-    area.region = std::move(mapped);
+    area.kind = mapped.kind;
+    area.host = mapped.host;
+    area.slot = mapped.slot;
     area.memory.mapping = std::move(*range);
     area.frames.assign(frames.begin(), frames.end());
     return {};
@@ -276,105 +277,88 @@ Status GuestVSpace::map_frames(GuestPhysAddr base, std::span<const std::shared_p
 Status GuestVSpace::remove(GuestPhysAddr base) {
     GUESTVM_TRY(check_not_in_exit_handler());
     std::unique_lock lock(mutex_);
-    auto it = std::find_if(areas_.begin(), areas_.end(),
-                           [&](const Area &a) { return a.region.base == base; });
-    if (it == areas_.end()) {
+    const Areas::Entry *entry = areas_->map.starting_at(base.value());
+    if (entry == nullptr) {
         return make_error(Errc::kNotFound,
                           fmt::format("no guest area starts at {:#x}", base.value()));
     }
-    if (it->region.is_ram()) {
-        if (vmm_.has_view_of(base, it->region.size)) {
-            return make_error(Errc::kBadState,
-                              fmt::format("{} is still mapped into the VMM: unmap its views first",
-                                          it->region.name));
+    const GuestRegion region = Areas::region(*entry);
+    if (region.is_ram()) {
+        if (vmm_.has_view_of(base, region.size)) {
+            return make_error(
+                Errc::kBadState,
+                fmt::format("{} is still mapped into the VMM: unmap its views first", region.name));
         }
-        GUESTVM_TRY(vm_.set_memory_region(it->region.slot, base.value(), 0, nullptr, false));
-        (void)vmm_.forget(HostVirtAddr(reinterpret_cast<std::uintptr_t>(it->region.host)));
-        free_slots_.push_back(it->region.slot);
+        GUESTVM_TRY(detach_locked(region));
     }
-    areas_.erase(it);  // unmaps the host memory
-    return {};
+    return areas_->map.erase(base.value());  // unmaps the host memory
 }
 
 std::vector<GuestRegion> GuestVSpace::regions() const {
     std::shared_lock lock(mutex_);
     std::vector<GuestRegion> out;
-    out.reserve(areas_.size());
-    for (const auto &a : areas_) out.push_back(a.region);
+    out.reserve(areas_->map.size());
+    for (const auto &e : areas_->map) out.push_back(Areas::region(e));
     return out;
 }
 
 std::optional<GuestRegion> GuestVSpace::find(GuestPhysAddr gpa, std::uint64_t len) const {
     std::shared_lock lock(mutex_);
-    const Area *a = find_locked(gpa.value());
-    if (a == nullptr || !a->region.is_ram() ||
-        !a->region.contains(gpa.value(), len == 0 ? 1 : len)) {
-        return std::nullopt;
-    }
-    return a->region;
+    const Areas::Entry *e = areas_->ram(gpa.value(), len);
+    if (e == nullptr) return std::nullopt;
+    return Areas::region(*e);
 }
 
+namespace {
+std::unexpected<Error> not_in_ram(std::string_view what, std::uint64_t gpa, std::uint64_t len) {
+    return make_error(
+        Errc::kNotFound,
+        fmt::format("{}guest-physical [{:#x}, +{:#x}) is not inside one RAM area", what, gpa, len));
+}
+}  // namespace
+
 Result<std::uint8_t *> GuestVSpace::translate(GuestPhysAddr gpa, std::uint64_t len) const {
-    auto r = find(gpa, len);
-    if (!r) {
-        return make_error(Errc::kNotFound,
-                          fmt::format("guest-physical [{:#x}, +{:#x}) is not inside one RAM area",
-                                      gpa.value(), len));
-    }
-    return r->host + (gpa.value() - r->base.value());
+    std::shared_lock lock(mutex_);
+    const Areas::Entry *e = areas_->ram(gpa.value(), len);
+    if (e == nullptr) return not_in_ram("", gpa.value(), len);
+    return Areas::host_of(*e, gpa.value());
 }
 
 Status GuestVSpace::read(GuestPhysAddr gpa, std::span<std::uint8_t> out) const {
     if (out.empty()) return {};
     std::shared_lock lock(mutex_);  // held across the copy: the area cannot go away meanwhile
-    const Area *a = find_locked(gpa.value());
-    if (a == nullptr || !a->region.is_ram() || !a->region.contains(gpa.value(), out.size())) {
-        return make_error(
-            Errc::kNotFound,
-            fmt::format("read of guest-physical [{:#x}, +{:#x}): not inside one RAM area",
-                        gpa.value(), out.size()));
-    }
-    std::memcpy(out.data(), a->region.host + (gpa.value() - a->region.base.value()), out.size());
+    const Areas::Entry *e = areas_->ram(gpa.value(), out.size());
+    if (e == nullptr) return not_in_ram("read of ", gpa.value(), out.size());
+    std::memcpy(out.data(), Areas::host_of(*e, gpa.value()), out.size());
     return {};
 }
 
 Status GuestVSpace::write(GuestPhysAddr gpa, std::span<const std::uint8_t> in) {
     if (in.empty()) return {};
     std::shared_lock lock(mutex_);
-    const Area *a = find_locked(gpa.value());
-    if (a == nullptr || !a->region.is_ram() || !a->region.contains(gpa.value(), in.size())) {
-        return make_error(
-            Errc::kNotFound,
-            fmt::format("write of guest-physical [{:#x}, +{:#x}): not inside one RAM area",
-                        gpa.value(), in.size()));
-    }
+    const Areas::Entry *e = areas_->ram(gpa.value(), in.size());
+    if (e == nullptr) return not_in_ram("write of ", gpa.value(), in.size());
     // The VMM may write read-only RAM: only the guest's writes are refused.
-    std::memcpy(a->region.host + (gpa.value() - a->region.base.value()), in.data(), in.size());
+    std::memcpy(Areas::host_of(*e, gpa.value()), in.data(), in.size());
     return {};
 }
 
 Status GuestVSpace::copy(GuestPhysAddr dst, GuestPhysAddr src, std::uint64_t len) {
     if (len == 0) return {};
     std::shared_lock lock(mutex_);
-    const Area *s = find_locked(src.value());
-    const Area *d = find_locked(dst.value());
-    if (s == nullptr || d == nullptr || !s->region.is_ram() || !d->region.is_ram() ||
-        !s->region.contains(src.value(), len) || !d->region.contains(dst.value(), len)) {
-        return make_error(Errc::kNotFound,
-                          fmt::format("copy [{:#x}, +{:#x}) -> [{:#x}, +{:#x}): a range is not "
-                                      "inside one RAM area",
-                                      src.value(), len, dst.value(), len));
-    }
-    std::memmove(d->region.host + (dst.value() - d->region.base.value()),
-                 s->region.host + (src.value() - s->region.base.value()), len);
+    const Areas::Entry *s = areas_->ram(src.value(), len);
+    if (s == nullptr) return not_in_ram("copy from ", src.value(), len);
+    const Areas::Entry *d = areas_->ram(dst.value(), len);
+    if (d == nullptr) return not_in_ram("copy to ", dst.value(), len);
+    std::memmove(Areas::host_of(*d, dst.value()), Areas::host_of(*s, src.value()), len);
     return {};
 }
 
 std::uint64_t GuestVSpace::ram_bytes() const {
     std::shared_lock lock(mutex_);
     std::uint64_t total = 0;
-    for (const auto &a : areas_) {
-        if (a.region.is_ram()) total += a.region.size;
+    for (const auto &e : areas_->map) {
+        if (e.value.kind != AreaKind::kReservation) total += e.size();
     }
     return total;
 }
@@ -383,12 +367,12 @@ ExitAction GuestVSpace::dispatch_fault(ExitContext &ctx, MmioAccess &access) con
     std::shared_ptr<const MmioHandler> handler;
     {
         std::shared_lock lock(mutex_);
-        const Area *a = find_locked(access.addr);
-        if (a == nullptr || !a->handler) return ExitAction::kUnhandled;
-        if (a->region.kind == AreaKind::kReadOnlyRam && !access.is_write) {
+        const Areas::Entry *e = areas_->map.find(access.addr);
+        if (e == nullptr || !e->value.handler) return ExitAction::kUnhandled;
+        if (e->value.kind == AreaKind::kReadOnlyRam && !access.is_write) {
             return ExitAction::kUnhandled;
         }
-        handler = a->handler;
+        handler = e->value.handler;
     }
     // Called without the lock: the handler may use this vspace, and an area removed meanwhile
     // keeps its handler alive until this call returns.
@@ -397,19 +381,15 @@ ExitAction GuestVSpace::dispatch_fault(ExitContext &ctx, MmioAccess &access) con
 
 Result<GuestVSpace::Backing> GuestVSpace::backing(GuestPhysAddr gpa, std::uint64_t len) const {
     std::shared_lock lock(mutex_);
-    const Area *a = find_locked(gpa.value());
-    if (a == nullptr || !a->region.is_ram() || !a->region.contains(gpa.value(), len)) {
-        return make_error(Errc::kNotFound,
-                          fmt::format("guest-physical [{:#x}, +{:#x}) is not inside one RAM area",
-                                      gpa.value(), len));
-    }
-    if (!a->memory.fd.valid()) {
+    const Areas::Entry *e = areas_->ram(gpa.value(), len);
+    if (e == nullptr) return not_in_ram("", gpa.value(), len);
+    if (!e->value.memory.fd.valid()) {
         return make_error(Errc::kBadState,
                           fmt::format("{} is backed by frames, not by one memory file: map the "
                                       "frames themselves",
-                                      a->region.name));
+                                      e->name()));
     }
-    return Backing{a->memory.fd.get(), gpa.value() - a->region.base.value()};
+    return Backing{e->value.memory.fd.get(), gpa.value() - e->base()};
 }
 
 }  // namespace guestvm

@@ -2,57 +2,65 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <map>
+#include <limits>
 #include <mutex>
 
+#include "common/range_map.hpp"
 #include "guestvm/vspace.hpp"
 #include "kvm/mapping.hpp"
 
 namespace guestvm {
 
 namespace {
-auto by_addr = [](std::uintptr_t a, const HostMapping &m) { return a < m.addr.value(); };
-}
+// What a host mapping records besides its address range and name (those are the map's).
+struct MappingInfo {
+    int prot = 0;
+    std::optional<GuestPhysAddr> guest;
+    bool view = false;
+    kvm::Mapping owned;  // a view's own mapping (map_view); empty for the guest's backing
+};
+using MappingEntry = RangeMap<MappingInfo>::Entry;
 
-struct VmmVSpace::Views {
-    std::map<std::uintptr_t, kvm::Mapping> by_addr;
+HostMapping to_mapping(const MappingEntry &e) {
+    return HostMapping{HostVirtAddr(static_cast<std::uintptr_t>(e.base())),
+                       e.size(),
+                       e.value.prot,
+                       e.value.guest,
+                       e.name(),
+                       e.value.view};
+}
+}  // namespace
+
+// The host mappings by host address; guarded by VmmVSpace::mutex_.
+struct VmmVSpace::Mappings {
+    RangeMap<MappingInfo> map{std::numeric_limits<std::uintptr_t>::max()};
 };
 
-VmmVSpace::VmmVSpace() : views_(std::make_unique<Views>()) {}
+VmmVSpace::VmmVSpace() : mappings_(std::make_unique<Mappings>()) {}
 VmmVSpace::~VmmVSpace() = default;
 
-Status VmmVSpace::record(HostMapping mapping) {
-    std::uintptr_t a = mapping.addr.value();
-    if (mapping.size == 0 || a + mapping.size < a) {
-        return make_error(
-            Errc::kInvalidArgument,
-            fmt::format("host mapping {:#x} +{:#x} is empty or wraps", a, mapping.size));
-    }
-    std::unique_lock lock(mutex_);
-    auto it = std::upper_bound(mappings_.begin(), mappings_.end(), a, by_addr);
-    auto overlaps = [&](const HostMapping &m) {
-        return a < m.addr.value() + m.size && m.addr.value() < a + mapping.size;
-    };
-    if ((it != mappings_.end() && overlaps(*it)) ||
-        (it != mappings_.begin() && overlaps(*std::prev(it)))) {
-        return make_error(
-            Errc::kAlreadyExists,
-            fmt::format("host mapping {:#x} +{:#x} overlaps a recorded mapping", a, mapping.size));
-    }
-    mappings_.insert(it, std::move(mapping));
+namespace {
+Status record_in(RangeMap<MappingInfo> &map, HostMapping mapping, kvm::Mapping owned) {
+    auto recorded =
+        map.insert(mapping.addr.value(), mapping.size, std::move(mapping.name),
+                   MappingInfo{mapping.prot, mapping.guest, mapping.view, std::move(owned)});
+    if (!recorded) return std::unexpected(std::move(recorded).error().context("host mapping"));
     return {};
+}
+}  // namespace
+
+Status VmmVSpace::record(HostMapping mapping) {
+    std::unique_lock lock(mutex_);
+    return record_in(mappings_->map, std::move(mapping), {});
 }
 
 Status VmmVSpace::forget(HostVirtAddr addr) {
     std::unique_lock lock(mutex_);
-    auto it = std::find_if(mappings_.begin(), mappings_.end(),
-                           [&](const HostMapping &m) { return m.addr == addr; });
-    if (it == mappings_.end()) {
+    if (!mappings_->map.starting_at(addr.value())) {
         return make_error(Errc::kNotFound,
                           fmt::format("no host mapping starts at {:#x}", addr.value()));
     }
-    mappings_.erase(it);
-    return {};
+    return mappings_->map.erase(addr.value());
 }
 
 Result<HostVirtAddr> VmmVSpace::map_view(GuestPhysAddr gpa, std::uint64_t len, bool writable,
@@ -69,9 +77,9 @@ Result<HostVirtAddr> VmmVSpace::map_view(GuestPhysAddr gpa, std::uint64_t len, b
     auto view = kvm::Mapping::shared_view(backing->fd, backing->offset, len, prot);
     if (!view) return std::unexpected(std::move(view).error());
     auto addr = HostVirtAddr(reinterpret_cast<std::uintptr_t>(view->data()));
-    GUESTVM_TRY(record(HostMapping{addr, len, prot, gpa, std::move(name), true}));
     std::unique_lock lock(mutex_);
-    views_->by_addr.emplace(addr.value(), std::move(*view));
+    GUESTVM_TRY(record_in(mappings_->map, HostMapping{addr, len, prot, gpa, std::move(name), true},
+                          std::move(*view)));
     return addr;
 }
 
@@ -79,38 +87,38 @@ Status VmmVSpace::unmap_view(HostVirtAddr addr) {
     kvm::Mapping doomed;
     {
         std::unique_lock lock(mutex_);
-        auto it = views_->by_addr.find(addr.value());
-        if (it == views_->by_addr.end()) {
+        auto *entry = mappings_->map.starting_at(addr.value());
+        if (entry == nullptr || !entry->value.view) {
             return make_error(Errc::kNotFound,
                               fmt::format("no view starts at {:#x}", addr.value()));
         }
-        doomed = std::move(it->second);
-        views_->by_addr.erase(it);
+        doomed = std::move(entry->value.owned);
+        GUESTVM_TRY(mappings_->map.erase(addr.value()));
     }
-    GUESTVM_TRY(forget(addr));
-    return {};  // `doomed` unmaps here
+    return {};  // `doomed` unmaps here, outside the lock
 }
 
 bool VmmVSpace::has_view_of(GuestPhysAddr gpa, std::uint64_t len) const {
     std::shared_lock lock(mutex_);
-    return std::any_of(mappings_.begin(), mappings_.end(), [&](const HostMapping &m) {
-        return m.view && m.guest && m.guest->value() < gpa.value() + len &&
-               gpa.value() < m.guest->value() + m.size;
+    return std::any_of(mappings_->map.begin(), mappings_->map.end(), [&](const MappingEntry &e) {
+        return e.value.view && e.value.guest && e.value.guest->value() < gpa.value() + len &&
+               gpa.value() < e.value.guest->value() + e.size();
     });
 }
 
 std::vector<HostMapping> VmmVSpace::mappings() const {
     std::shared_lock lock(mutex_);
-    return mappings_;
+    std::vector<HostMapping> out;
+    out.reserve(mappings_->map.size());
+    for (const auto &e : mappings_->map) out.push_back(to_mapping(e));
+    return out;
 }
 
 std::optional<HostMapping> VmmVSpace::find(HostVirtAddr addr, std::uint64_t len) const {
     std::shared_lock lock(mutex_);
-    auto it = std::upper_bound(mappings_.begin(), mappings_.end(), addr.value(), by_addr);
-    if (it == mappings_.begin()) return std::nullopt;
-    const HostMapping &m = *std::prev(it);
-    if (!m.contains(addr.value(), len == 0 ? 1 : len)) return std::nullopt;
-    return m;
+    const MappingEntry *e = mappings_->map.find_covering(addr.value(), len);
+    if (e == nullptr) return std::nullopt;
+    return to_mapping(*e);
 }
 
 Result<GuestPhysAddr> VmmVSpace::to_guest(HostVirtAddr addr) const {
