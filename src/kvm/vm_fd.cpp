@@ -10,22 +10,34 @@
 
 namespace guestvm::kvm {
 
-Result<VcpuFd> VmFd::create_vcpu(int id) const {
-    // api.rst 4.7: returns a vCPU fd; the id must be below KVM_CAP_MAX_VCPU_ID.
-    int fd = fault::ioctl(fd_.get(), KVM_CREATE_VCPU, id);
-    if (fd < 0) {
-        return errno_error(fmt::format("KVM_CREATE_VCPU {}", id));
+Result<VcpuFd> VmFd::create_vcpu(int id) {
+    UniqueFd owned;
+    if (spare_.valid() && spare_id_ == id) {
+        owned = std::move(spare_);
+    } else {
+        // api.rst 4.7: returns a vCPU fd; the id must be below KVM_CAP_MAX_VCPU_ID.
+        int fd = fault::ioctl(fd_.get(), KVM_CREATE_VCPU, id);
+        if (fd < 0) {
+            return errno_error(fmt::format("KVM_CREATE_VCPU {}", id));
+        }
+        owned.reset(fd);
     }
-    UniqueFd owned(fd);
     // api.rst 4.10/5: the kvm_run area is mmap()ed from the vCPU fd at offset 0.
     auto run = Mapping::shared_file(owned.get(), mmap_size_, "kvm_run");
     if (!run) {
+        spare_id_ = id;
+        spare_ = std::move(owned);
         return std::unexpected(std::move(run).error());
     }
     // KVM_CHECK_EXTENSION on the VM fd answers for this VM (api.rst 4.4).
     const int sync = check_extension(KVM_CAP_SYNC_REGS);
     const bool sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS) != 0;
     return VcpuFd(std::move(owned), std::move(*run), id, sync_regs);
+}
+
+void VmFd::give_back(VcpuFd &&vcpu) noexcept {
+    spare_id_ = vcpu.id();
+    spare_ = std::move(vcpu).release_fd();
 }
 
 Status VmFd::set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size,
@@ -49,9 +61,13 @@ int VmFd::check_extension(int cap) const noexcept {
     return r < 0 ? 0 : r;
 }
 
-Status VmFd::create_irqchip_and_pit() const {
-    if (fault::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0)
-        return errno_error("KVM_CREATE_IRQCHIP");
+Status VmFd::create_irqchip_and_pit() {
+    if (!irqchip_) {
+        if (fault::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) {
+            return errno_error("KVM_CREATE_IRQCHIP");
+        }
+        irqchip_ = true;
+    }
     kvm_pit_config pit{};
     pit.flags = KVM_PIT_SPEAKER_DUMMY;
     if (fault::ioctl(fd_.get(), KVM_CREATE_PIT2, &pit) < 0) return errno_error("KVM_CREATE_PIT2");
