@@ -71,9 +71,10 @@ class Vm {
     // ---- vCPUs and the util interface ----
     int vcpu_count() const noexcept { return vcpu_count_.load(std::memory_order_acquire); }
     int vcpu_capacity() const noexcept { return capacity_; }
-    /// Creates one more vCPU with the next logical id. `user_data` is stored in the vCPU before
-    /// it becomes visible to any query (Vcpu::user_data()).
-    Result<Vcpu *> add_vcpu(void *user_data = nullptr);
+    /// Creates one more vCPU with the next logical id. `user_data` is stored in the vCPU, and
+    /// `initial` (if not null) loaded into its registers, before it becomes visible to any
+    /// query (Vcpu::user_data()). On error no vCPU is added and the id stays free.
+    Result<Vcpu *> add_vcpu(void *user_data = nullptr, const EntryState *initial = nullptr);
     /// The vCPU with logical id `id`, or null (negative and out-of-range ids included).
     Vcpu *vcpu(int id) const noexcept {
         if (id < 0 || id >= vcpu_count()) return nullptr;

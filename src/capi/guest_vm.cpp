@@ -145,7 +145,17 @@ vm_vcpu_t *vm_create_vcpu(vm_t *vm, int priority) {
         mirror->vm = vm;
         mirror->target_cpu = -1;
         mirror->tcb.priority = priority;
-        auto created = v->add_vcpu(mirror.get());
+        // libsel4vm's x86 vCPU starts in 32-bit protected mode, flat segments, paging off.
+        guestvm::EntryState initial;
+        initial.mode = guestvm::BootMode::kProtected32;
+        initial.rip = vm->entry & 0xffffffffu;
+        // Configure, then publish: the C++ vCPU points at the mirror as soon as it is visible,
+        // so nothing may fail once add_vcpu has succeeded (room for the mirror is made first).
+        auto &state = *vm->guestvm;
+        state.vcpus.reserve(state.vcpus.size() + 1);
+        state.state_written.reserve(state.state_written.size() + 1);
+        auto written = std::make_unique<std::atomic<bool>>(false);
+        auto created = v->add_vcpu(mirror.get(), &initial);
         if (!created) return fail(created.error()), nullptr;
         guestvm::Vcpu *cpp = *created;
         (void)cpp->set_priority(priority);
@@ -154,15 +164,8 @@ vm_vcpu_t *vm_create_vcpu(vm_t *vm, int priority) {
         mirror->vcpu_id = static_cast<unsigned>(cpp->id().value());
         mirror->guestvm = cpp;
         vm_vcpu_t *raw = mirror.get();
-        // libsel4vm's x86 vCPU starts in 32-bit protected mode, flat segments, paging off.
-        guestvm::EntryState initial;
-        initial.mode = guestvm::BootMode::kProtected32;
-        initial.rip = vm->entry & 0xffffffffu;
-        if (auto prepared = cpp->prepare(initial); !prepared) {
-            return fail(prepared.error()), nullptr;
-        }
-        vm->guestvm->vcpus.push_back(std::move(mirror));
-        vm->guestvm->state_written.push_back(std::make_unique<std::atomic<bool>>(false));
+        state.vcpus.push_back(std::move(mirror));
+        state.state_written.push_back(std::move(written));
         vm->vcpus[raw->vcpu_id] = raw;
         vm->num_vcpus = raw->vcpu_id + 1;
         return raw;

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <system_error>
 #include <vector>
 
+#include "kvm/fault_injection.hpp"
 #include "kvm/vm_fd.hpp"
 
 namespace guestvm {
@@ -50,6 +52,17 @@ Status IrqAckWatcher::set(int irq, Handler handler) {
         if (!fd) return std::unexpected(std::move(fd).error());
         wake_ = std::move(*fd);
     }
+    // The thread before the line: a failure leaves no line attached without its watcher.
+    if (!thread_.joinable()) {
+        try {
+            kvm::fault::check_thread_create();
+            thread_ = std::jthread([this](std::stop_token stop) { loop(stop); });
+        } catch (const std::system_error &e) {
+            return make_error(
+                Errc::kResourceExhausted,
+                fmt::format("IRQ {}: cannot create the acknowledgement thread: {}", irq, e.what()));
+        }
+    }
     if (!line.trigger.valid()) {
         auto trigger = kvm::make_eventfd();
         if (!trigger) return std::unexpected(std::move(trigger).error());
@@ -66,11 +79,7 @@ Status IrqAckWatcher::set(int irq, Handler handler) {
         line.attached = true;
     }
     line.handler = std::move(handler);
-    if (!thread_.joinable()) {
-        thread_ = std::jthread([this](std::stop_token stop) { loop(stop); });
-    } else {
-        wake();  // a new descriptor to poll
-    }
+    wake();  // a new descriptor to poll
     return {};
 }
 

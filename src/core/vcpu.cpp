@@ -14,6 +14,7 @@
 #include "arch/x86/boot.hpp"
 #include "core/objects.hpp"
 #include "guestvm/vm.hpp"
+#include "kvm/fault_injection.hpp"
 #include "kvm/vcpu_fd.hpp"
 
 namespace guestvm {
@@ -120,6 +121,7 @@ Status Vcpu::start_impl(const EntryState *state) {
     if (vm_.has_irqchip()) GUESTVM_TRY(fd_->make_runnable());
     if (!thread_.joinable()) {
         try {
+            kvm::fault::check_thread_create();
             thread_ = std::jthread([this] { thread_main(); });
         } catch (const std::system_error &e) {
             return make_error(

@@ -78,7 +78,7 @@ Vm::~Vm() {
     }
 }
 
-Result<Vcpu *> Vm::add_vcpu(void *user_data) {
+Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial) {
     std::lock_guard lock(assign_mutex_);
     const int id = vcpu_count_.load(std::memory_order_relaxed);
     if (stopped()) {
@@ -88,19 +88,30 @@ Result<Vcpu *> Vm::add_vcpu(void *user_data) {
         return make_error(Errc::kResourceExhausted,
                           fmt::format("VM {}: already {} vCPUs, KVM's maximum", name(), capacity_));
     }
+    // Configured, then published. KVM keeps a vCPU it created until the VM goes: one that fails
+    // before it is published goes back to the VM fd, and the next add_vcpu reuses it.
     auto fd = fd_->create_vcpu(id);
     if (!fd) return std::unexpected(std::move(fd).error());
-    GUESTVM_TRY(fd->set_cpuid(x86::vcpu_cpuid(host_->kvm().supported_cpuid(), id)));
+    Status configured = fd->set_cpuid(x86::vcpu_cpuid(host_->kvm().supported_cpuid(), id));
+    if (configured && initial != nullptr) configured = x86::apply_entry_state(*fd, *initial);
+    if (!configured) {
+        fd_->give_back(std::move(*fd));
+        return std::unexpected(std::move(configured).error());
+    }
     auto vcpu = std::make_unique<Vcpu>(Vcpu::PrivateTag{}, *this, *router_, VcpuId(id),
                                        std::make_unique<kvm::VcpuFd>(std::move(*fd)), user_data);
+    auto unpublished = [&](Error e) {
+        fd_->give_back(std::move(*vcpu->fd_));
+        return std::unexpected(std::move(e));
+    };
     auto tcb = std::make_shared<TcbObject>(vcpu.get());
     auto obj = std::make_shared<VcpuObject>(vcpu.get());
     auto tcb_cap = host_->cspace().insert(tcb);
-    if (!tcb_cap) return std::unexpected(std::move(tcb_cap).error());
+    if (!tcb_cap) return unpublished(std::move(tcb_cap).error());
     auto vcpu_cap = host_->cspace().insert(obj);
     if (!vcpu_cap) {
         (void)host_->cspace().remove(*tcb_cap);
-        return std::unexpected(std::move(vcpu_cap).error());
+        return unpublished(std::move(vcpu_cap).error());
     }
     vcpu->tcb_cap_ = *tcb_cap;
     vcpu->vcpu_cap_ = *vcpu_cap;

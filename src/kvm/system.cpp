@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kvm/cpuid_abi.hpp"
+#include "kvm/fault_injection.hpp"
 #include "kvm/vm_fd.hpp"
 
 namespace guestvm::kvm {
@@ -22,7 +23,7 @@ Result<std::vector<kvm_cpuid_entry2>> read_supported_cpuid(int fd) {
         CpuidHeader header{static_cast<std::uint32_t>(n), 0};
         std::memcpy(buf.data(), &header, sizeof(header));
         // api.rst 4.46: fills at most nent entries; E2BIG if more exist.
-        if (::ioctl(fd, kIoctlGetSupportedCpuid, buf.data()) == 0) {
+        if (fault::ioctl(fd, kIoctlGetSupportedCpuid, buf.data()) == 0) {
             std::memcpy(&header, buf.data(), sizeof(header));
             std::vector<kvm_cpuid_entry2> out(std::min<std::size_t>(header.nent, n));
             std::memcpy(out.data(), buf.data() + kCpuidEntriesOffset,
@@ -40,7 +41,7 @@ Result<std::vector<kvm_cpuid_entry2>> read_supported_cpuid(int fd) {
 
 Result<System> System::open(const char *path) {
     System sys;
-    sys.fd_.reset(::open(path, O_RDWR | O_CLOEXEC));
+    sys.fd_.reset(fault::open(path, O_RDWR | O_CLOEXEC));
     if (!sys.fd_.valid()) {
         int err = errno;
         const char *hint = err == ENOENT   ? " (no KVM on this host: is the kvm module loaded?)"
@@ -50,7 +51,11 @@ Result<System> System::open(const char *path) {
         return make_error(Errc::kKvmUnavailable, e.error().message() + hint);
     }
     // api.rst 4.1: KVM_GET_API_VERSION must return 12.
-    int version = ::ioctl(sys.fd_.get(), KVM_GET_API_VERSION, 0);
+    int version = fault::ioctl(sys.fd_.get(), KVM_GET_API_VERSION, 0);
+    if (version < 0) {
+        auto e = errno_error(fmt::format("KVM_GET_API_VERSION on {}", path));
+        return make_error(Errc::kKvmUnavailable, e.error().message());
+    }
     if (version != KVM_API_VERSION) {
         return make_error(Errc::kKvmUnavailable, fmt::format("{}: KVM API version {}, need {}",
                                                              path, version, KVM_API_VERSION));
@@ -60,10 +65,11 @@ Result<System> System::open(const char *path) {
                              std::pair{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
                              std::pair{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"}}) {
         if (sys.check_extension(cap) <= 0) {
-            return make_error(Errc::kKvmUnavailable, fmt::format("{}: {} missing", path, name));
+            return make_error(Errc::kKvmUnavailable,
+                              fmt::format("{}: {} missing (KVM_CHECK_EXTENSION)", path, name));
         }
     }
-    int mmap_size = ::ioctl(sys.fd_.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+    int mmap_size = fault::ioctl(sys.fd_.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
     if (mmap_size <= 0) {
         return errno_error("KVM_GET_VCPU_MMAP_SIZE");
     }
@@ -81,13 +87,13 @@ Result<System> System::open(const char *path) {
 }
 
 int System::check_extension(int cap) const noexcept {
-    int r = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
+    int r = fault::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
     return r < 0 ? 0 : r;
 }
 
 Result<VmFd> System::create_vm() const {
     // api.rst 4.2: machine type 0 is the default x86 VM.
-    int fd = ::ioctl(fd_.get(), KVM_CREATE_VM, 0);
+    int fd = fault::ioctl(fd_.get(), KVM_CREATE_VM, 0);
     if (fd < 0) {
         return errno_error("KVM_CREATE_VM");
     }

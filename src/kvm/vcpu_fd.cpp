@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kvm/cpuid_abi.hpp"
+#include "kvm/fault_injection.hpp"
 
 namespace guestvm::kvm {
 
@@ -123,7 +124,7 @@ void VcpuFd::clear_immediate_exit() noexcept {
 
 Result<Exit> VcpuFd::run() {
     // api.rst 4.10: KVM_RUN has no arguments; the exit is described in the kvm_run area.
-    if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
         if (errno == EINTR || errno == EAGAIN) {
             return Exit{InterruptedExit{}};
         }
@@ -168,7 +169,7 @@ Exit VcpuFd::decode_exit() noexcept {
 
 Result<Registers> VcpuFd::get_regs() const {
     kvm_regs k{};
-    if (::ioctl(fd_.get(), KVM_GET_REGS, &k) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_GET_REGS, &k) < 0) {
         return errno_error(fmt::format("KVM_GET_REGS vcpu {}", id_));
     }
     return Registers{k.rax, k.rbx, k.rcx, k.rdx, k.rsi, k.rdi, k.rsp, k.rbp, k.r8,
@@ -177,7 +178,7 @@ Result<Registers> VcpuFd::get_regs() const {
 
 Status VcpuFd::set_regs(const Registers &g) const {
     kvm_regs k = to_kvm(g);
-    if (::ioctl(fd_.get(), KVM_SET_REGS, &k) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_SET_REGS, &k) < 0) {
         return errno_error(fmt::format("KVM_SET_REGS vcpu {}", id_));
     }
     return {};
@@ -185,7 +186,7 @@ Status VcpuFd::set_regs(const Registers &g) const {
 
 Result<SpecialRegisters> VcpuFd::get_sregs() const {
     kvm_sregs k{};
-    if (::ioctl(fd_.get(), KVM_GET_SREGS, &k) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_GET_SREGS, &k) < 0) {
         return errno_error(fmt::format("KVM_GET_SREGS vcpu {}", id_));
     }
     SpecialRegisters s;
@@ -201,7 +202,7 @@ Result<SpecialRegisters> VcpuFd::get_sregs() const {
 Status VcpuFd::set_sregs(const SpecialRegisters &s) const {
     // Read first so the interrupt bitmap and anything we do not model is preserved.
     kvm_sregs k{};
-    if (::ioctl(fd_.get(), KVM_GET_SREGS, &k) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_GET_SREGS, &k) < 0) {
         return errno_error(fmt::format("KVM_GET_SREGS vcpu {}", id_));
     }
     k.cs = to_kvm(s.cs), k.ds = to_kvm(s.ds), k.es = to_kvm(s.es), k.fs = to_kvm(s.fs);
@@ -210,7 +211,7 @@ Status VcpuFd::set_sregs(const SpecialRegisters &s) const {
     k.idt.base = s.idt.base, k.idt.limit = s.idt.limit;
     k.cr0 = s.cr0, k.cr2 = s.cr2, k.cr3 = s.cr3, k.cr4 = s.cr4, k.cr8 = s.cr8;
     k.efer = s.efer, k.apic_base = s.apic_base;
-    if (::ioctl(fd_.get(), KVM_SET_SREGS, &k) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_SET_SREGS, &k) < 0) {
         return errno_error(fmt::format("KVM_SET_SREGS vcpu {}", id_));
     }
     return {};
@@ -221,7 +222,7 @@ Status VcpuFd::set_cpuid(std::span<const kvm_cpuid_entry2> entries) const {
     CpuidHeader header{static_cast<std::uint32_t>(entries.size()), 0};
     std::memcpy(buf.data(), &header, sizeof(header));
     std::memcpy(buf.data() + kCpuidEntriesOffset, entries.data(), entries.size_bytes());
-    if (::ioctl(fd_.get(), kIoctlSetCpuid2, buf.data()) < 0) {
+    if (fault::ioctl(fd_.get(), kIoctlSetCpuid2, buf.data()) < 0) {
         return errno_error(fmt::format("KVM_SET_CPUID2 vcpu {}", id_));
     }
     return {};
@@ -230,7 +231,7 @@ Status VcpuFd::set_cpuid(std::span<const kvm_cpuid_entry2> entries) const {
 Status VcpuFd::make_runnable() const {
     kvm_mp_state state{};
     state.mp_state = KVM_MP_STATE_RUNNABLE;
-    if (::ioctl(fd_.get(), KVM_SET_MP_STATE, &state) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_SET_MP_STATE, &state) < 0) {
         return errno_error(fmt::format("KVM_SET_MP_STATE vcpu {}", id_));
     }
     return {};

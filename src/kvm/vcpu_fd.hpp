@@ -23,6 +23,11 @@ class VcpuFd {
     VcpuFd &operator=(VcpuFd &&) noexcept = default;
 
     int id() const noexcept { return id_; }
+    /// The vCPU's descriptor, its kvm_run area unmapped (for VmFd::give_back).
+    UniqueFd release_fd() &&noexcept {
+        run_map_.reset();
+        return std::move(fd_);
+    }
 
     /// KVM_RUN once and decode why it returned. EINTR becomes InterruptedExit.
     Result<Exit> run();

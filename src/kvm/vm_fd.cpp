@@ -5,26 +5,39 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 
+#include "kvm/fault_injection.hpp"
 #include "kvm/vcpu_fd.hpp"
 
 namespace guestvm::kvm {
 
-Result<VcpuFd> VmFd::create_vcpu(int id) const {
-    // api.rst 4.7: returns a vCPU fd; the id must be below KVM_CAP_MAX_VCPU_ID.
-    int fd = ::ioctl(fd_.get(), KVM_CREATE_VCPU, id);
-    if (fd < 0) {
-        return errno_error(fmt::format("KVM_CREATE_VCPU {}", id));
+Result<VcpuFd> VmFd::create_vcpu(int id) {
+    UniqueFd owned;
+    if (spare_.valid() && spare_id_ == id) {
+        owned = std::move(spare_);
+    } else {
+        // api.rst 4.7: returns a vCPU fd; the id must be below KVM_CAP_MAX_VCPU_ID.
+        int fd = fault::ioctl(fd_.get(), KVM_CREATE_VCPU, id);
+        if (fd < 0) {
+            return errno_error(fmt::format("KVM_CREATE_VCPU {}", id));
+        }
+        owned.reset(fd);
     }
-    UniqueFd owned(fd);
     // api.rst 4.10/5: the kvm_run area is mmap()ed from the vCPU fd at offset 0.
     auto run = Mapping::shared_file(owned.get(), mmap_size_, "kvm_run");
     if (!run) {
+        spare_id_ = id;
+        spare_ = std::move(owned);
         return std::unexpected(std::move(run).error());
     }
     // KVM_CHECK_EXTENSION on the VM fd answers for this VM (api.rst 4.4).
     const int sync = check_extension(KVM_CAP_SYNC_REGS);
     const bool sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS) != 0;
     return VcpuFd(std::move(owned), std::move(*run), id, sync_regs);
+}
+
+void VmFd::give_back(VcpuFd &&vcpu) noexcept {
+    spare_id_ = vcpu.id();
+    spare_ = std::move(vcpu).release_fd();
 }
 
 Status VmFd::set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size,
@@ -36,7 +49,7 @@ Status VmFd::set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint6
     region.memory_size = size;
     region.userspace_addr = reinterpret_cast<std::uint64_t>(host);
     // api.rst 4.35: host memory must stay mapped while the slot exists; the caller owns it.
-    if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
         return errno_error(
             fmt::format("KVM_SET_USER_MEMORY_REGION slot {} [{:#x}, +{:#x})", slot, gpa, size));
     }
@@ -44,15 +57,20 @@ Status VmFd::set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint6
 }
 
 int VmFd::check_extension(int cap) const noexcept {
-    int r = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
+    int r = fault::ioctl(fd_.get(), KVM_CHECK_EXTENSION, cap);
     return r < 0 ? 0 : r;
 }
 
-Status VmFd::create_irqchip_and_pit() const {
-    if (::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) return errno_error("KVM_CREATE_IRQCHIP");
+Status VmFd::create_irqchip_and_pit() {
+    if (!irqchip_) {
+        if (fault::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) {
+            return errno_error("KVM_CREATE_IRQCHIP");
+        }
+        irqchip_ = true;
+    }
     kvm_pit_config pit{};
     pit.flags = KVM_PIT_SPEAKER_DUMMY;
-    if (::ioctl(fd_.get(), KVM_CREATE_PIT2, &pit) < 0) return errno_error("KVM_CREATE_PIT2");
+    if (fault::ioctl(fd_.get(), KVM_CREATE_PIT2, &pit) < 0) return errno_error("KVM_CREATE_PIT2");
     return {};
 }
 
@@ -60,14 +78,14 @@ Status VmFd::irq_line(std::uint32_t irq, bool level) const {
     kvm_irq_level line{};
     line.irq = irq;
     line.level = level ? 1 : 0;
-    if (::ioctl(fd_.get(), KVM_IRQ_LINE, &line) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_IRQ_LINE, &line) < 0) {
         return errno_error(fmt::format("KVM_IRQ_LINE {} level {}", irq, line.level));
     }
     return {};
 }
 
 Result<UniqueFd> make_eventfd() {
-    int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int fd = fault::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) return errno_error("eventfd");
     return UniqueFd(fd);
 }
@@ -80,7 +98,7 @@ Status VmFd::assign_resample_irqfd(std::uint32_t gsi, int trigger, int resample)
     irqfd.gsi = gsi;
     irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
     irqfd.resamplefd = static_cast<std::uint32_t>(resample);
-    if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) {
         return errno_error(fmt::format("KVM_IRQFD (resample) GSI {}", gsi));
     }
     return {};
@@ -91,14 +109,14 @@ Status VmFd::deassign_irqfd(std::uint32_t gsi, int trigger) const {
     irqfd.fd = static_cast<std::uint32_t>(trigger);
     irqfd.gsi = gsi;
     irqfd.flags = KVM_IRQFD_FLAG_DEASSIGN;
-    if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) {
         return errno_error(fmt::format("KVM_IRQFD (deassign) GSI {}", gsi));
     }
     return {};
 }
 
 Status VmFd::set_tss_addr(std::uint64_t gpa) const {
-    if (::ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(gpa)) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(gpa)) < 0) {
         return errno_error(fmt::format("KVM_SET_TSS_ADDR {:#x}", gpa));
     }
     return {};
@@ -106,7 +124,7 @@ Status VmFd::set_tss_addr(std::uint64_t gpa) const {
 
 Status VmFd::set_identity_map_addr(std::uint64_t gpa) const {
     std::uint64_t addr = gpa;
-    if (::ioctl(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0) {
+    if (fault::ioctl(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0) {
         return errno_error(fmt::format("KVM_SET_IDENTITY_MAP_ADDR {:#x}", gpa));
     }
     return {};

@@ -23,7 +23,12 @@ class VmFd {
     VmFd &operator=(VmFd &&) noexcept = default;
 
     /// KVM_CREATE_VCPU with `id` (also the vCPU's initial APIC id), plus its kvm_run mapping.
-    Result<VcpuFd> create_vcpu(int id) const;
+    /// KVM keeps a vCPU until the VM is destroyed (closing its descriptor does not remove it;
+    /// creating the id again fails with EEXIST), so a vCPU whose setup failed is handed back
+    /// with give_back and the next create_vcpu of its id reuses it. Not thread-safe: one
+    /// caller at a time creates vCPUs.
+    Result<VcpuFd> create_vcpu(int id);
+    void give_back(VcpuFd &&vcpu) noexcept;
 
     /// KVM_SET_USER_MEMORY_REGION: map `size` bytes at host `host` as guest-physical `gpa`.
     /// `size` 0 deletes the slot. `read_only` makes guest writes exit as MMIO.
@@ -36,8 +41,9 @@ class VmFd {
     Status set_identity_map_addr(std::uint64_t gpa) const;
 
     /// KVM_CREATE_IRQCHIP (8259 PICs, IOAPIC, a local APIC per vCPU created afterwards) and
-    /// KVM_CREATE_PIT2 (8254 timer, speaker port 0x61 answered in the kernel).
-    Status create_irqchip_and_pit() const;
+    /// KVM_CREATE_PIT2 (8254 timer, speaker port 0x61 answered in the kernel). After a failed
+    /// PIT2 a second call creates only the PIT (the irqchip cannot be created twice).
+    Status create_irqchip_and_pit();
     /// KVM_IRQ_LINE: drives GSI `irq` (PIC and IOAPIC pin) to `level`.
     Status irq_line(std::uint32_t irq, bool level) const;
 
@@ -56,6 +62,9 @@ class VmFd {
   private:
     UniqueFd fd_;
     std::size_t mmap_size_;
+    int spare_id_ = -1;  // a vCPU KVM created whose setup failed: its id and descriptor
+    UniqueFd spare_;
+    bool irqchip_ = false;  // KVM_CREATE_IRQCHIP succeeded
 };
 
 }  // namespace guestvm::kvm
