@@ -1,10 +1,12 @@
-# cmake --install: the library, both header trees (guestvm/ and sel4vm/), the CLI, a CMake
-# package (find_package(guestvm) → guestvm::guestvm) and guestvm.pc. CPack makes a .deb of it.
+# cmake --install: the library (static and shared), both header trees (guestvm/ and sel4vm/),
+# the CLI, a CMake package (find_package(guestvm) → guestvm::guestvm, the static library, and
+# guestvm::guestvm_shared) and two pkg-config files (guestvm.pc static, guestvm-shared.pc). CPack makes a .deb of it.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS guestvm_core EXPORT guestvm-targets
+install(TARGETS guestvm_core guestvm_shared EXPORT guestvm-targets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/guestvm ${PROJECT_SOURCE_DIR}/include/sel4vm
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -27,12 +29,14 @@ install(FILES ${PROJECT_BINARY_DIR}/guestvm-config.cmake
 # pkg-config: the prefix is substituted at install time, so `--prefix` is honoured.
 list(TRANSFORM GUESTVM_COMPRESSION_LIBRARIES PREPEND "-l" OUTPUT_VARIABLE GUESTVM_PC_LIBS)
 list(JOIN GUESTVM_PC_LIBS " " GUESTVM_PC_LIBS)
-configure_file(${PROJECT_SOURCE_DIR}/cmake/guestvm.pc.in ${PROJECT_BINARY_DIR}/guestvm.pc.in2 @ONLY)
-install(CODE "
-  file(READ \"${PROJECT_BINARY_DIR}/guestvm.pc.in2\" pc)
-  string(REPLACE \"%PREFIX%\" \"\${CMAKE_INSTALL_PREFIX}\" pc \"\${pc}\")
-  file(WRITE \"${PROJECT_BINARY_DIR}/guestvm.pc\" \"\${pc}\")")
-install(FILES ${PROJECT_BINARY_DIR}/guestvm.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+foreach(pc guestvm guestvm-shared)
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/${pc}.pc.in ${PROJECT_BINARY_DIR}/${pc}.pc.in2 @ONLY)
+  install(CODE "
+    file(READ \"${PROJECT_BINARY_DIR}/${pc}.pc.in2\" pc)
+    string(REPLACE \"%PREFIX%\" \"\${CMAKE_INSTALL_PREFIX}\" pc \"\${pc}\")
+    file(WRITE \"${PROJECT_BINARY_DIR}/${pc}.pc\" \"\${pc}\")")
+  install(FILES ${PROJECT_BINARY_DIR}/${pc}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endforeach()
 
 # CPack: one .deb holding all of the above (a development package: static library + headers).
 set(CPACK_GENERATOR DEB)

@@ -1,5 +1,7 @@
 // guestvm — the CPU modes a vCPU can be started in.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <cstdint>
 
@@ -13,3 +15,5 @@ enum class BootMode : std::uint8_t {
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

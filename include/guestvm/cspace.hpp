@@ -1,5 +1,7 @@
 // guestvm — the capability space: CPtr → kernel object.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <cstddef>
 #include <cstdint>
@@ -89,3 +91,5 @@ class CSpace {
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

@@ -3,6 +3,8 @@
 // Every fallible operation returns Result<T> (std::expected<T, Error>). An Error carries a
 // code a program can branch on and a message naming the call and the object involved.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <cerrno>
 #include <expected>
@@ -82,3 +84,5 @@ std::unexpected<Error> errno_error(std::string_view call, int err = errno);
         return std::unexpected(std::move(var##_result_).error()); \
     }                                                             \
     auto var = std::move(*var##_result_)
+
+#pragma GCC visibility pop

@@ -1,5 +1,7 @@
 // guestvm — the vocabulary of exits: what a handler sees of an exit and what it answers.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <array>
 #include <cstdint>
@@ -129,3 +131,5 @@ struct ExitCounts {
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

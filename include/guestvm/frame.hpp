@@ -1,5 +1,7 @@
 // guestvm — a frame: a page of host memory a capability names, mappable into guests.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <cstddef>
 #include <cstdint>
@@ -37,3 +39,5 @@ class Frame final : public KernelObject {
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

@@ -1,5 +1,7 @@
 // guestvm — the host: owns /dev/kvm and the process's capability space.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <memory>
 #include <string>
@@ -8,10 +10,6 @@
 #include "guestvm/error.hpp"
 
 namespace guestvm {
-
-namespace kvm {
-class System;
-}
 
 /// How a Host is set up.
 struct HostOptions {
@@ -30,12 +28,15 @@ class Host {
     /// use; a failure is returned, not cached, so a later call may succeed.
     static Result<std::shared_ptr<Host>> process_default();
 
+    /// The KVM system descriptor (internal: src/core/host_state.hpp).
+    struct State;
+
   private:
     struct PrivateTag {};
 
   public:
     /// Use create(); public only so make_shared can reach it.
-    Host(PrivateTag, std::unique_ptr<kvm::System> kvm, int kick_signal);
+    Host(PrivateTag, std::unique_ptr<State> state, int kick_signal);
     ~Host();
     Host(const Host &) = delete;
     Host &operator=(const Host &) = delete;
@@ -45,12 +46,14 @@ class Host {
     /// Most vCPUs one VM may have on this host (KVM_CAP_MAX_VCPUS).
     int max_vcpus() const noexcept;
     int kick_signal() const noexcept { return kick_signal_; }
-    const kvm::System &kvm() const noexcept { return *kvm_; }
 
   private:
-    std::unique_ptr<kvm::System> kvm_;
+    friend const State &host_state(const Host &host) noexcept;
+    std::unique_ptr<State> s_;
     int kick_signal_;
     CSpace cspace_;
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

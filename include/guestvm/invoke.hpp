@@ -4,6 +4,8 @@
 // and acts on it. A null, deleted (stale) or wrongly typed cap gives an Error
 // (kNullCapability, kStaleCapability, kWrongCapType), never a crash.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <string>
 
@@ -36,3 +38,5 @@ Status write_state(const CSpace &cspace, CPtr vcpu, const SpecialRegisters &stat
 }  // namespace vcpu_object
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

@@ -7,6 +7,8 @@
 // fuzzed on their own. write_plan() then copies a plan into guest memory, and
 // Vm::start_core(core, plan.entry) enters it.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <cstdint>
 #include <memory>
@@ -149,3 +151,5 @@ Result<LoadPlan> load_elf(GuestVSpace &memory, std::span<const std::uint8_t> ima
 Result<std::vector<std::uint8_t>> read_file(const std::string &path);
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

@@ -1,5 +1,7 @@
 // guestvm — the machine builder: which RAM, vCPUs and devices a VM gets.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <cstdint>
 #include <memory>
@@ -45,3 +47,5 @@ Status attach_serial(Vm &vm, SerialSink sink);
 Status attach_platform_call(Vm &vm);
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

@@ -1,5 +1,7 @@
 // guestvm — x86-64 register state as the C++ API sees it (independent of <linux/kvm.h>).
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <cstdint>
 
@@ -37,3 +39,5 @@ struct SpecialRegisters {
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

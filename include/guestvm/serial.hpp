@@ -1,5 +1,7 @@
 // guestvm — helpers for guest serial output.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <functional>
 #include <map>
@@ -60,3 +62,5 @@ class LineBuffer {
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

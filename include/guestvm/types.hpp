@@ -1,5 +1,7 @@
 // guestvm — strong types for values that must not be mixed.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <compare>
 #include <cstdint>
@@ -43,3 +45,5 @@ struct CoreIdTag {};
 using CoreId = Strong<int, CoreIdTag>;
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

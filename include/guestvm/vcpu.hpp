@@ -1,14 +1,13 @@
 // guestvm — a virtual CPU: a KVM vCPU run by its own host thread.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "guestvm/boot_mode.hpp"
 #include "guestvm/error.hpp"
@@ -18,14 +17,8 @@
 
 namespace guestvm {
 
-namespace kvm {
-class VcpuFd;
-}
 class Vm;
-class ExitRouter;
 struct EntryState;
-class TcbObject;
-class VcpuObject;
 
 /// A vCPU's lifecycle. The legal transitions live in one place (Vcpu.cpp):
 ///   kCreated/kOff --start--> kRunning <--suspend/resume--> kSuspended
@@ -39,7 +32,6 @@ const char *vcpu_state_name(VcpuState state) noexcept;
 /// be called from any thread; register access and suspend/resume pause the thread safely.
 class Vcpu {
   public:
-    ~Vcpu();
     Vcpu(const Vcpu &) = delete;
     Vcpu &operator=(const Vcpu &) = delete;
 
@@ -94,14 +86,19 @@ class Vcpu {
     /// What the creator attached with Vm::add_vcpu (immutable).
     void *user_data() const noexcept { return user_data_; }
 
-    /// Kernel-object views used by the CSpace; constructed with the Vcpu.
-    struct PrivateTag {};
-    Vcpu(PrivateTag, Vm &vm, const ExitRouter &router, VcpuId id, std::unique_ptr<kvm::VcpuFd> fd,
-         void *user_data);
+    /// The vCPU's KVM descriptor, kernel objects and thread (internal: src/core/vcpu_state.hpp).
+    struct State;
+    ~Vcpu();
 
   private:
+    struct PrivateTag {};
     friend class Vm;
 
+  public:
+    /// Only Vm can make one (PrivateTag); public so that make_unique can reach it.
+    Vcpu(PrivateTag, Vm &vm, VcpuId id, void *user_data, std::unique_ptr<State> state);
+
+  private:
     void thread_main();
     /// start() and start_current(): `state` null keeps the registers as they are.
     Status start_impl(const EntryState *state);
@@ -124,40 +121,22 @@ class Vcpu {
     void stop_and_join();
     /// Called by the run loop on CPU_OFF from the guest (state → kOff).
     void go_off();
-    void count(ExitKind kind) noexcept {
-        auto &c = exits_[static_cast<std::size_t>(kind)];
-        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    }
+    void count(ExitKind kind) noexcept;
     bool set_state_locked(VcpuState to);
 
     Vm &vm_;
-    const ExitRouter &router_;
     const VcpuId id_;
-    std::unique_ptr<kvm::VcpuFd> fd_;
     void *const user_data_;
+    // What the lock-free queries read.
     std::atomic<int> target_core_{-1};
     std::atomic<VcpuState> state_{VcpuState::kCreated};
     CPtr tcb_cap_;
     CPtr vcpu_cap_;
-    std::shared_ptr<TcbObject> tcb_object_;
-    std::shared_ptr<VcpuObject> vcpu_object_;
-    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ExitKind::kCount)> exits_{};
-
-    // Thread control, guarded by mutex_.
-    mutable std::mutex mutex_;
-    std::condition_variable cv_;
-    bool in_guest_ = false;     // the thread is between its park point and the next park
-    bool exit_thread_ = false;  // the thread must return
-    bool thread_done_ = false;
-    int pause_requests_ = 0;
-    std::atomic<bool> leave_guest_{false};  // read by the run loop after a kick
-    std::string thread_name_;
-    int priority_ = 0;
-    int affinity_ = -1;
-    std::atomic<pid_t> tid_{0};
-    std::atomic<std::thread::id> running_thread_{};  // the vCPU's thread while it runs
-    std::thread::id thread_id_;
-    std::jthread thread_;  // last: joined before anything above is destroyed
+    // Everything else: the KVM vCPU, its kernel objects, exit counts and the thread that runs
+    // it (src/core/vcpu_state.hpp). Destroyed after stop_and_join() has joined the thread.
+    std::unique_ptr<State> s_;
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

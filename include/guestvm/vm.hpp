@@ -1,15 +1,14 @@
 // guestvm — a virtual machine: guest memory, vCPUs, exit routing and its lifecycle.
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,13 +21,6 @@
 #include "guestvm/vspace.hpp"
 
 namespace guestvm {
-
-class ExitRouter;
-class IrqAckWatcher;
-
-namespace kvm {
-class VmFd;
-}
 
 /// Told of every vCPU state change, on the thread that made it, with the vCPU's lock held:
 /// keep it short and do not call back into the vCPU.
@@ -175,8 +167,15 @@ class Vm {
 
     ExitCounts exit_counts() const;
 
+    /// The KVM VM and what runs it (internal: src/core/vm_state.hpp).
+    struct State;
+
+  private:
     struct PrivateTag {};
-    Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<kvm::VmFd> fd,
+
+  public:
+    /// Only create() makes one (PrivateTag); public so that make_unique can reach it.
+    Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<State> state,
        int capacity);
 
   private:
@@ -197,37 +196,24 @@ class Vm {
 
     std::shared_ptr<Host> host_;
     VmConfig config_;
-    std::unique_ptr<kvm::VmFd> fd_;
     const int capacity_;
+    // The KVM VM, the vCPUs it owns, the router, the locks and the run/stop machinery
+    // (src/core/vm_state.hpp). Declared before the address spaces: the KVM VM outlives them.
+    std::unique_ptr<State> s_;
     VmmVSpace vmm_vspace_;
     std::unique_ptr<GuestVSpace> guest_vspace_;
 
-    // vCPU tables: fixed capacity so lock-free readers never see a reallocation.
+    // What the lock-free queries read. The vCPU tables have a fixed capacity so readers never
+    // see a reallocation.
     std::unique_ptr<std::atomic<Vcpu *>[]> vcpus_;
     std::unique_ptr<std::atomic<Vcpu *>[]> cores_;
     std::atomic<int> vcpu_count_{0};
     std::atomic<int> first_unassigned_{0};
-    std::mutex assign_mutex_;  // guards creation, assignment and CPU_ON
-    std::vector<std::unique_ptr<Vcpu>> owned_;
-
-    std::unique_ptr<ExitRouter> router_;
-
     std::atomic<BootMode> boot_mode_;
     std::atomic<bool> irqchip_{false};
-    std::mutex irqchip_mutex_;
-    std::atomic<int> online_count_{0};
-    std::atomic<bool> ever_started_{false};
-    std::atomic<bool> running_{false};  // run() has been called: "all vCPUs off" stops the VM
     std::atomic<bool> stopping_{false};
-    mutable std::mutex stop_mutex_;
-    std::condition_variable stop_cv_;
-    std::optional<StopInfo> stop_info_;
-    std::vector<std::function<void()>> tasks_;  // guarded by stop_mutex_
-    std::mutex join_mutex_;
-    std::mutex boot_tables_mutex_;
-    bool boot_tables_ = false;
-
-    std::unique_ptr<IrqAckWatcher> irq_acks_;  // last: its thread stops first; irqchip_mutex_
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

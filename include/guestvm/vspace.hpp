@@ -1,11 +1,12 @@
 // guestvm — the guest's address space (guest-physical) and the VMM's view of it (host).
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,7 +58,10 @@ class GuestVSpace {
     /// guest-physical space (2^46, 64 TiB). The C layer's anonymous pools lie below it too.
     static constexpr std::uint64_t kAddressLimit = std::uint64_t{1} << 46;
 
-    GuestVSpace(const kvm::VmFd &vm, VmmVSpace &vmm, int max_slots, bool readonly_supported);
+    /// The KVM VM's memory slots behind it (internal: src/memory/guest_vspace_state.hpp).
+    struct State;
+    /// Made by the VM that owns it (the State names the VM's KVM descriptor).
+    GuestVSpace(std::unique_ptr<State> state, VmmVSpace &vmm);
     ~GuestVSpace();
     GuestVSpace(const GuestVSpace &) = delete;
     GuestVSpace &operator=(const GuestVSpace &) = delete;
@@ -128,14 +132,9 @@ class GuestVSpace {
     /// Takes the KVM slot of RAM `region` away and forgets its host mapping.
     Status detach_locked(const GuestRegion &region);
 
-    const kvm::VmFd &vm_;
+    std::unique_ptr<State> s_;  // the KVM VM, its slots and the lock that guards everything
     VmmVSpace &vmm_;
-    int max_slots_;
-    bool readonly_supported_;
-    mutable std::shared_mutex mutex_;
     std::unique_ptr<Areas> areas_;  // sorted by base, disjoint
-    std::vector<std::uint32_t> free_slots_;
-    std::uint32_t next_slot_ = 0;
 };
 
 /// A host mapping that backs or views guest memory.
@@ -188,8 +187,9 @@ class VmmVSpace {
   private:
     struct Mappings;
     const GuestVSpace *guest_ = nullptr;
-    mutable std::shared_mutex mutex_;
-    std::unique_ptr<Mappings> mappings_;  // sorted by host address; owns the views
+    std::unique_ptr<Mappings> mappings_;  // sorted by host address; owns the views; its lock
 };
 
 }  // namespace guestvm
+
+#pragma GCC visibility pop

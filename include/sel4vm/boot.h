@@ -2,6 +2,8 @@
  * guestvm — libsel4vm's boot.h: creating a VM and its vCPUs.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/guest_vm.h>
 
@@ -46,3 +48,5 @@ int vm_assign_vcpu_target(vm_vcpu_t *vcpu, int target_cpu);
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

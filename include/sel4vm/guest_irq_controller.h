@@ -4,6 +4,8 @@
  * vCPU, and an 8254 timer); IRQ n is GSI n: PIC pin n for 0..15 and IOAPIC pin n for 0..23.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/guest_vm.h>
 
@@ -47,3 +49,5 @@ int vm_register_irq(vm_vcpu_t *vcpu, int irq, irq_ack_fn_t ack_fn, void *cookie)
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

@@ -2,6 +2,8 @@
  * guestvm — libsel4vm's guest_memory.h: memory fault results and callbacks.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/sel4_compat.h>
 
@@ -120,3 +122,5 @@ void vm_get_reservation_memory_region(vm_memory_reservation_t *reservation, uint
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

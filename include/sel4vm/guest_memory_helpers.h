@@ -2,6 +2,8 @@
  * guestvm — libsel4vm's guest_memory_helpers.h.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/guest_memory.h>
 
@@ -16,3 +18,5 @@ memory_fault_result_t default_error_fault_callback(vm_t *vm, vm_vcpu_t *vcpu, ui
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

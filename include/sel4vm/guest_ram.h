@@ -2,6 +2,8 @@
  * guestvm — libsel4vm's guest_ram.h: guest RAM.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/guest_vm.h>
 
@@ -93,3 +95,5 @@ void vm_ram_free(vm_t *vm, uintptr_t start, size_t bytes);
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

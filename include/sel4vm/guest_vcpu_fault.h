@@ -5,6 +5,8 @@
  * on the faulting vCPU's thread, for that vCPU. Elsewhere they answer 0 / false / -1.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/guest_vm.h>
 
@@ -40,3 +42,5 @@ void restart_vcpu_fault(vm_vcpu_t *vcpu);
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

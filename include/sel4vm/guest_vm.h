@@ -9,6 +9,8 @@
  * functions of guest_vm_util.h read those. Treat every field as read-only.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/arch/guest_vm_arch.h>
 #include <sel4vm/guest_memory.h>
@@ -150,3 +152,5 @@ int vm_register_notification_callback(vm_t *vm, notification_callback_fn notific
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

@@ -6,6 +6,8 @@
  * while the VM's vCPUs run.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/guest_vm.h>
 
@@ -63,3 +65,5 @@ vspace_t *vm_get_vmm_vspace(vm_t *vm);
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

@@ -4,6 +4,8 @@
  * the race-free "claim a vCPU for a core" step.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/guest_vm.h>
 
@@ -138,3 +140,5 @@ int guestvm_frame_free(seL4_CPtr frame);
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

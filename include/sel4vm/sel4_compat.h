@@ -4,6 +4,8 @@
  * Host's capability space (see include/guestvm/cspace.hpp); 0 is the null capability.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -142,3 +144,5 @@ seL4_Error seL4_TCB_SetPriority(seL4_CPtr service, seL4_CPtr authority, seL4_Wor
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

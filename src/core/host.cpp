@@ -4,13 +4,16 @@
 
 #include <mutex>
 
+#include "core/host_state.hpp"
 #include "kvm/system.hpp"
 #include "kvm/vcpu_fd.hpp"
 
 namespace guestvm {
 
-Host::Host(PrivateTag, std::unique_ptr<kvm::System> kvm, int kick_signal)
-    : kvm_(std::move(kvm)), kick_signal_(kick_signal) {}
+Host::Host(PrivateTag, std::unique_ptr<State> state, int kick_signal)
+    : s_(std::move(state)), kick_signal_(kick_signal) {}
+
+const Host::State &host_state(const Host &host) noexcept { return *host.s_; }
 
 Host::~Host() = default;
 
@@ -23,7 +26,8 @@ Result<std::shared_ptr<Host>> Host::create(const HostOptions &options) {
     }
     GUESTVM_TRY(kvm::VcpuFd::install_kick_handler(signo));
     auto owned = std::make_unique<kvm::System>(std::move(*sys));
-    return std::make_shared<Host>(PrivateTag{}, std::move(owned), signo);
+    return std::make_shared<Host>(PrivateTag{}, std::make_unique<State>(State{std::move(owned)}),
+                                  signo);
 }
 
 Result<std::shared_ptr<Host>> Host::process_default() {
@@ -38,6 +42,6 @@ Result<std::shared_ptr<Host>> Host::process_default() {
     return host;
 }
 
-int Host::max_vcpus() const noexcept { return kvm_->max_vcpus(); }
+int Host::max_vcpus() const noexcept { return s_->kvm->max_vcpus(); }
 
 }  // namespace guestvm

@@ -13,6 +13,7 @@
 
 #include "arch/x86/boot.hpp"
 #include "core/objects.hpp"
+#include "core/vcpu_state.hpp"
 #include "guestvm/vm.hpp"
 #include "kvm/fault_injection.hpp"
 #include "kvm/vcpu_fd.hpp"
@@ -42,9 +43,13 @@ const char *vcpu_state_name(VcpuState state) noexcept {
     return "unknown";
 }
 
-Vcpu::Vcpu(PrivateTag, Vm &vm, const ExitRouter &router, VcpuId id, std::unique_ptr<kvm::VcpuFd> fd,
-           void *user_data)
-    : vm_(vm), router_(router), id_(id), fd_(std::move(fd)), user_data_(user_data) {}
+Vcpu::Vcpu(PrivateTag, Vm &vm, VcpuId id, void *user_data, std::unique_ptr<State> state)
+    : vm_(vm), id_(id), user_data_(user_data), s_(std::move(state)) {}
+
+void Vcpu::count(ExitKind kind) noexcept {
+    auto &c = s_->exits_[static_cast<std::size_t>(kind)];
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 Vcpu::~Vcpu() { stop_and_join(); }
 
@@ -86,14 +91,14 @@ Status Vcpu::start(const EntryState &state) { return start_impl(&state); }
 Status Vcpu::start_current() { return start_impl(nullptr); }
 
 Status Vcpu::prepare(const EntryState &state) {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(s_->mutex_);
     if (online()) {
         return make_error(
             Errc::kAlreadyExists,
             fmt::format("vCPU {} is online; suspend is not enough to re-enter it", id_.value()));
     }
-    cv_.wait(lock, [&] { return !in_guest_; });
-    return x86::apply_entry_state(*fd_, state);
+    s_->cv_.wait(lock, [&] { return !s_->in_guest_; });
+    return x86::apply_entry_state(*s_->fd_, state);
 }
 
 Status Vcpu::start_impl(const EntryState *state) {
@@ -102,7 +107,7 @@ Status Vcpu::start_impl(const EntryState *state) {
     if (state != nullptr && state->mode != BootMode::kReal16) {
         GUESTVM_TRY(vm_.ensure_boot_tables());
     }
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(s_->mutex_);
     if (vm_.stopped() || state_ == VcpuState::kStopped) {
         return make_error(Errc::kBadState,
                           fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
@@ -112,17 +117,17 @@ Status Vcpu::start_impl(const EntryState *state) {
                           fmt::format("vCPU {} is already online", id_.value()));
     }
     // A vCPU that just went off may still be leaving its run loop.
-    cv_.wait(lock, [&] { return !in_guest_; });
+    s_->cv_.wait(lock, [&] { return !s_->in_guest_; });
     if (vm_.stopped() || state_ == VcpuState::kStopped) {
         return make_error(Errc::kBadState,
                           fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
     }
-    if (state != nullptr) GUESTVM_TRY(x86::apply_entry_state(*fd_, *state));
-    if (vm_.has_irqchip()) GUESTVM_TRY(fd_->make_runnable());
-    if (!thread_.joinable()) {
+    if (state != nullptr) GUESTVM_TRY(x86::apply_entry_state(*s_->fd_, *state));
+    if (vm_.has_irqchip()) GUESTVM_TRY(s_->fd_->make_runnable());
+    if (!s_->thread_.joinable()) {
         try {
             kvm::fault::check_thread_create();
-            thread_ = std::jthread([this] { thread_main(); });
+            s_->thread_ = std::jthread([this] { thread_main(); });
         } catch (const std::system_error &e) {
             return make_error(
                 Errc::kResourceExhausted,
@@ -131,105 +136,105 @@ Status Vcpu::start_impl(const EntryState *state) {
     }
     set_state_locked(VcpuState::kRunning);
     vm_.on_vcpu_online();
-    cv_.notify_all();
+    s_->cv_.notify_all();
     return {};
 }
 
 void Vcpu::kick_locked() {
-    leave_guest_.store(true, std::memory_order_release);
-    if (thread_.joinable() && !thread_done_) {
-        ::pthread_kill(thread_.native_handle(), vm_.host().kick_signal());
+    s_->leave_guest_.store(true, std::memory_order_release);
+    if (s_->thread_.joinable() && !s_->thread_done_) {
+        ::pthread_kill(s_->thread_.native_handle(), vm_.host().kick_signal());
     }
 }
 
 template <typename F>
 auto Vcpu::with_paused(F &&fn) -> decltype(fn()) {
-    std::unique_lock lock(mutex_);
-    if (thread_.joinable() && thread_.get_id() == std::this_thread::get_id()) {
+    std::unique_lock lock(s_->mutex_);
+    if (s_->thread_.joinable() && s_->thread_.get_id() == std::this_thread::get_id()) {
         return fn();  // called from this vCPU's own exit handler: it is not in KVM_RUN
     }
-    ++pause_requests_;
+    ++s_->pause_requests_;
     auto deadline = std::chrono::steady_clock::now() + kPauseTimeout;
-    while (in_guest_) {
+    while (s_->in_guest_) {
         kick_locked();
-        cv_.wait_for(lock, kKickRetry);
-        if (in_guest_ && std::chrono::steady_clock::now() > deadline) {
-            --pause_requests_;
-            cv_.notify_all();
+        s_->cv_.wait_for(lock, kKickRetry);
+        if (s_->in_guest_ && std::chrono::steady_clock::now() > deadline) {
+            --s_->pause_requests_;
+            s_->cv_.notify_all();
             return make_error(Errc::kTimeout,
                               fmt::format("vCPU {} did not pause within 5 s", id_.value()));
         }
     }
     auto result = fn();
-    --pause_requests_;
-    cv_.notify_all();
+    --s_->pause_requests_;
+    s_->cv_.notify_all();
     return result;
 }
 
 Status Vcpu::suspend() {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(s_->mutex_);
     if (state_ == VcpuState::kSuspended) return {};
     if (state_ != VcpuState::kRunning) {
         return make_error(Errc::kBadState, fmt::format("vCPU {} is {}, not running", id_.value(),
                                                        vcpu_state_name(state_)));
     }
     set_state_locked(VcpuState::kSuspended);
-    if (thread_.get_id() == std::this_thread::get_id()) {
-        leave_guest_.store(true, std::memory_order_release);  // parks after this exit
+    if (s_->thread_.get_id() == std::this_thread::get_id()) {
+        s_->leave_guest_.store(true, std::memory_order_release);  // parks after this exit
         return {};
     }
-    while (in_guest_) {
+    while (s_->in_guest_) {
         kick_locked();
-        cv_.wait_for(lock, kKickRetry);
+        s_->cv_.wait_for(lock, kKickRetry);
     }
     return {};
 }
 
 Status Vcpu::resume() {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(s_->mutex_);
     if (state_ == VcpuState::kRunning) return {};
     if (state_ != VcpuState::kSuspended) {
         return make_error(Errc::kBadState, fmt::format("vCPU {} is {}, not suspended", id_.value(),
                                                        vcpu_state_name(state_)));
     }
     set_state_locked(VcpuState::kRunning);
-    cv_.notify_all();
+    s_->cv_.notify_all();
     return {};
 }
 
 bool Vcpu::on_own_thread() const {
-    return running_thread_.load(std::memory_order_acquire) == std::this_thread::get_id();
+    return s_->running_thread_.load(std::memory_order_acquire) == std::this_thread::get_id();
 }
 
 // On the vCPU's own thread we are inside an exit handler: the registers are those of the exit
 // (kvm_run's sync area, no ioctl). From any other thread the vCPU is paused first.
 Result<Registers> Vcpu::registers() {
-    if (on_own_thread()) return fd_->exit_regs();
-    return with_paused([&] { return fd_->get_regs(); });
+    if (on_own_thread()) return s_->fd_->exit_regs();
+    return with_paused([&] { return s_->fd_->get_regs(); });
 }
 Status Vcpu::set_registers(const Registers &regs) {
-    if (on_own_thread()) return fd_->set_exit_regs(regs);
-    return with_paused([&] { return fd_->set_regs(regs); });
+    if (on_own_thread()) return s_->fd_->set_exit_regs(regs);
+    return with_paused([&] { return s_->fd_->set_regs(regs); });
 }
 Result<SpecialRegisters> Vcpu::special_registers() {
-    return with_paused([&] { return fd_->get_sregs(); });
+    return with_paused([&] { return s_->fd_->get_sregs(); });
 }
 Status Vcpu::set_special_registers(const SpecialRegisters &sregs) {
-    return with_paused([&] { return fd_->set_sregs(sregs); });
+    return with_paused([&] { return s_->fd_->set_sregs(sregs); });
 }
 
 void Vcpu::apply_thread_attributes_locked() {
-    pid_t tid = tid_.load(std::memory_order_acquire);
+    pid_t tid = s_->tid_.load(std::memory_order_acquire);
     if (tid == 0) return;  // applied by the thread when it starts
-    if (!thread_name_.empty()) {
-        ::pthread_setname_np(thread_.native_handle(), thread_name_.substr(0, 15).c_str());
+    if (!s_->thread_name_.empty()) {
+        ::pthread_setname_np(s_->thread_.native_handle(), s_->thread_name_.substr(0, 15).c_str());
     }
-    int nice = 19 - priority_ * 39 / 255;
+    int nice = 19 - s_->priority_ * 39 / 255;
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);
     cpu_set_t set;
     CPU_ZERO(&set);
-    if (affinity_ >= 0) {
-        CPU_SET(affinity_, &set);
+    if (s_->affinity_ >= 0) {
+        CPU_SET(s_->affinity_, &set);
     } else {
         for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &set);
     }
@@ -237,8 +242,8 @@ void Vcpu::apply_thread_attributes_locked() {
 }
 
 Status Vcpu::set_name(std::string name) {
-    std::lock_guard lock(mutex_);
-    thread_name_ = std::move(name);
+    std::lock_guard lock(s_->mutex_);
+    s_->thread_name_ = std::move(name);
     apply_thread_attributes_locked();
     return {};
 }
@@ -248,8 +253,8 @@ Status Vcpu::set_priority(int priority) {
         return make_error(Errc::kInvalidArgument,
                           fmt::format("priority {} outside 0..255", priority));
     }
-    std::lock_guard lock(mutex_);
-    priority_ = priority;
+    std::lock_guard lock(s_->mutex_);
+    s_->priority_ = priority;
     apply_thread_attributes_locked();
     return {};
 }
@@ -260,21 +265,21 @@ Status Vcpu::set_affinity(int host_cpu) {
         return make_error(Errc::kInvalidArgument,
                           fmt::format("host CPU {} outside -1..{}", host_cpu, cpus - 1));
     }
-    std::lock_guard lock(mutex_);
-    affinity_ = host_cpu;
+    std::lock_guard lock(s_->mutex_);
+    s_->affinity_ = host_cpu;
     apply_thread_attributes_locked();
     return {};
 }
 
 int Vcpu::priority() const {
-    std::lock_guard lock(mutex_);
-    return priority_;
+    std::lock_guard lock(s_->mutex_);
+    return s_->priority_;
 }
 
 ExitCounts Vcpu::exit_counts() const noexcept {
     ExitCounts out;
-    for (std::size_t i = 0; i < exits_.size(); ++i) {
-        out.by_kind[i] = exits_[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < s_->exits_.size(); ++i) {
+        out.by_kind[i] = s_->exits_[i].load(std::memory_order_relaxed);
     }
     return out;
 }
@@ -290,73 +295,74 @@ Status Vcpu::cpu_off() {
 
 void Vcpu::go_off() {
     {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(s_->mutex_);
         if (!set_state_locked(VcpuState::kOff)) return;
     }
     vm_.on_vcpu_offline(*this);
 }
 
 void Vcpu::request_stop() {
-    std::lock_guard lock(mutex_);
-    exit_thread_ = true;
+    std::lock_guard lock(s_->mutex_);
+    s_->exit_thread_ = true;
     set_state_locked(VcpuState::kStopped);
-    if (in_guest_) kick_locked();
-    cv_.notify_all();
+    if (s_->in_guest_) kick_locked();
+    s_->cv_.notify_all();
 }
 
 void Vcpu::stop_and_join() {
     {
-        std::unique_lock lock(mutex_);
-        exit_thread_ = true;
+        std::unique_lock lock(s_->mutex_);
+        s_->exit_thread_ = true;
         set_state_locked(VcpuState::kStopped);
-        if (!thread_.joinable()) return;
-        if (thread_.get_id() == std::this_thread::get_id()) return;  // cannot join itself
-        cv_.notify_all();
-        while (!thread_done_) {
-            if (in_guest_) kick_locked();
-            cv_.wait_for(lock, kKickRetry);
+        if (!s_->thread_.joinable()) return;
+        if (s_->thread_.get_id() == std::this_thread::get_id()) return;  // cannot join itself
+        s_->cv_.notify_all();
+        while (!s_->thread_done_) {
+            if (s_->in_guest_) kick_locked();
+            s_->cv_.wait_for(lock, kKickRetry);
         }
     }
-    thread_.join();
+    s_->thread_.join();
 }
 
 void Vcpu::thread_main() {
-    running_thread_.store(std::this_thread::get_id(), std::memory_order_release);
-    tid_.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
-    fd_->arm_kick_on_this_thread();
+    s_->running_thread_.store(std::this_thread::get_id(), std::memory_order_release);
+    s_->tid_.store(static_cast<pid_t>(::syscall(SYS_gettid)), std::memory_order_release);
+    s_->fd_->arm_kick_on_this_thread();
     {
-        std::lock_guard lock(mutex_);
-        if (thread_name_.empty()) thread_name_ = fmt::format("vcpu{}", id_.value());
+        std::lock_guard lock(s_->mutex_);
+        if (s_->thread_name_.empty()) s_->thread_name_ = fmt::format("vcpu{}", id_.value());
         apply_thread_attributes_locked();
     }
     for (;;) {
         {
-            std::unique_lock lock(mutex_);
-            in_guest_ = false;
-            cv_.notify_all();
-            cv_.wait(lock, [&] {
-                return exit_thread_ || (state_ == VcpuState::kRunning && pause_requests_ == 0);
+            std::unique_lock lock(s_->mutex_);
+            s_->in_guest_ = false;
+            s_->cv_.notify_all();
+            s_->cv_.wait(lock, [&] {
+                return s_->exit_thread_ ||
+                       (state_ == VcpuState::kRunning && s_->pause_requests_ == 0);
             });
-            if (exit_thread_) break;
-            in_guest_ = true;
-            leave_guest_.store(false, std::memory_order_release);
+            if (s_->exit_thread_) break;
+            s_->in_guest_ = true;
+            s_->leave_guest_.store(false, std::memory_order_release);
         }
         run_guest();
     }
     kvm::VcpuFd::disarm_kick_on_this_thread();
-    running_thread_.store(std::thread::id(), std::memory_order_release);
-    std::lock_guard lock(mutex_);
-    in_guest_ = false;
-    thread_done_ = true;
-    cv_.notify_all();
+    s_->running_thread_.store(std::thread::id(), std::memory_order_release);
+    std::lock_guard lock(s_->mutex_);
+    s_->in_guest_ = false;
+    s_->thread_done_ = true;
+    s_->cv_.notify_all();
 }
 
 void Vcpu::flush_pending_exit() {
     // api.rst (immediate_exit): KVM completes pending I/O, then returns EINTR without
     // running guest code, leaving the register state consistent for readers.
-    fd_->request_immediate_exit();
-    (void)fd_->run();
-    fd_->clear_immediate_exit();
+    s_->fd_->request_immediate_exit();
+    (void)s_->fd_->run();
+    s_->fd_->clear_immediate_exit();
 }
 
 }  // namespace guestvm

@@ -9,11 +9,15 @@
 #include "arch/x86/boot.hpp"
 #include "common/handler_scope.hpp"
 #include "core/exit_router.hpp"
+#include "core/host_state.hpp"
 #include "core/irq_ack.hpp"
 #include "core/objects.hpp"
+#include "core/vcpu_state.hpp"
+#include "core/vm_state.hpp"
 #include "kvm/system.hpp"
 #include "kvm/vcpu_fd.hpp"
 #include "kvm/vm_fd.hpp"
+#include "memory/guest_vspace_state.hpp"
 
 namespace guestvm {
 
@@ -21,42 +25,45 @@ namespace {
 constexpr std::uint64_t kGiB = 1ull << 30;
 }  // namespace
 
-Vm::Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<kvm::VmFd> fd,
+Vm::Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<State> state,
        int capacity)
     : host_(std::move(host)),
       config_(std::move(config)),
-      fd_(std::move(fd)),
       capacity_(capacity),
+      s_(std::move(state)),
       vcpus_(std::make_unique<std::atomic<Vcpu *>[]>(static_cast<std::size_t>(capacity))),
       cores_(std::make_unique<std::atomic<Vcpu *>[]>(static_cast<std::size_t>(capacity))),
       boot_mode_(config_.boot_mode) {}
 
 Result<std::unique_ptr<Vm>> Vm::create(std::shared_ptr<Host> host, VmConfig config) {
     if (!host) return make_error(Errc::kInvalidArgument, "Vm::create: null host");
-    auto fd = host->kvm().create_vm();
+    auto fd = host_kvm(*host).create_vm();
     if (!fd) return std::unexpected(std::move(fd).error());
     const int max = host->max_vcpus();
-    auto vm = std::make_unique<Vm>(PrivateTag{}, std::move(host), std::move(config),
-                                   std::make_unique<kvm::VmFd>(std::move(*fd)), max);
+    auto vm = std::make_unique<Vm>(
+        PrivateTag{}, std::move(host), std::move(config),
+        std::make_unique<State>(std::make_unique<kvm::VmFd>(std::move(*fd))), max);
     GUESTVM_TRY(vm->setup());
     return vm;
 }
 
 Status Vm::setup() {
-    guest_vspace_ = std::make_unique<GuestVSpace>(*fd_, vmm_vspace_, host_->kvm().memory_slots(),
-                                                  fd_->check_extension(KVM_CAP_READONLY_MEM) > 0);
+    guest_vspace_ = std::make_unique<GuestVSpace>(
+        std::make_unique<GuestVSpace::State>(*s_->fd_, host_kvm(*host_).memory_slots(),
+                                             s_->fd_->check_extension(KVM_CAP_READONLY_MEM) > 0),
+        vmm_vspace_);
     vmm_vspace_.attach(guest_vspace_.get());
-    router_ = std::make_unique<ExitRouter>(
+    s_->router_ = std::make_unique<ExitRouter>(
         config_.unhandled_io, [memory = guest_vspace_.get()](ExitContext &ctx, MmioAccess &a) {
             return memory->dispatch_fault(ctx, a);
         });
-    GUESTVM_TRY(fd_->set_tss_addr(x86::kTssAddr));
-    return fd_->set_identity_map_addr(x86::kIdentityMapAddr);
+    GUESTVM_TRY(s_->fd_->set_tss_addr(x86::kTssAddr));
+    return s_->fd_->set_identity_map_addr(x86::kIdentityMapAddr);
 }
 
 Status Vm::ensure_boot_tables() {
-    std::lock_guard lock(boot_tables_mutex_);
-    if (boot_tables_) return {};
+    std::lock_guard lock(s_->boot_tables_mutex_);
+    if (s_->boot_tables_) return {};
     std::uint64_t top = 4 * kGiB;
     for (const auto &r : guest_vspace_->regions()) top = std::max(top, r.end());
     auto installed = x86::install_boot_tables(*guest_vspace_, top);
@@ -64,7 +71,7 @@ Status Vm::ensure_boot_tables() {
         return std::unexpected(
             std::move(installed).error().context("boot tables need guest RAM over [0, 0x10000)"));
     }
-    boot_tables_ = true;
+    s_->boot_tables_ = true;
     return {};
 }
 
@@ -72,14 +79,14 @@ Vm::~Vm() {
     stop({StopReason::kRequested, "VM destroyed"});
     join_all();
     // Delete every capability before the objects they name go away.
-    for (auto &v : owned_) {
+    for (auto &v : s_->owned_) {
         (void)host_->cspace().remove(v->tcb_cap_);
         (void)host_->cspace().remove(v->vcpu_cap_);
     }
 }
 
 Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial) {
-    std::lock_guard lock(assign_mutex_);
+    std::lock_guard lock(s_->assign_mutex_);
     const int id = vcpu_count_.load(std::memory_order_relaxed);
     if (stopped()) {
         return make_error(Errc::kBadState, fmt::format("VM {} has stopped", name()));
@@ -90,18 +97,19 @@ Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial) {
     }
     // Configured, then published. KVM keeps a vCPU it created until the VM goes: one that fails
     // before it is published goes back to the VM fd, and the next add_vcpu reuses it.
-    auto fd = fd_->create_vcpu(id);
+    auto fd = s_->fd_->create_vcpu(id);
     if (!fd) return std::unexpected(std::move(fd).error());
-    Status configured = fd->set_cpuid(x86::vcpu_cpuid(host_->kvm().supported_cpuid(), id));
+    Status configured = fd->set_cpuid(x86::vcpu_cpuid(host_kvm(*host_).supported_cpuid(), id));
     if (configured && initial != nullptr) configured = x86::apply_entry_state(*fd, *initial);
     if (!configured) {
-        fd_->give_back(std::move(*fd));
+        s_->fd_->give_back(std::move(*fd));
         return std::unexpected(std::move(configured).error());
     }
-    auto vcpu = std::make_unique<Vcpu>(Vcpu::PrivateTag{}, *this, *router_, VcpuId(id),
-                                       std::make_unique<kvm::VcpuFd>(std::move(*fd)), user_data);
+    auto vcpu = std::make_unique<Vcpu>(
+        Vcpu::PrivateTag{}, *this, VcpuId(id), user_data,
+        std::make_unique<Vcpu::State>(*s_->router_, std::make_unique<kvm::VcpuFd>(std::move(*fd))));
     auto unpublished = [&](Error e) {
-        fd_->give_back(std::move(*vcpu->fd_));
+        s_->fd_->give_back(std::move(*vcpu->s_->fd_));
         return std::unexpected(std::move(e));
     };
     auto tcb = std::make_shared<TcbObject>(vcpu.get());
@@ -115,10 +123,10 @@ Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial) {
     }
     vcpu->tcb_cap_ = *tcb_cap;
     vcpu->vcpu_cap_ = *vcpu_cap;
-    vcpu->tcb_object_ = std::move(tcb);
-    vcpu->vcpu_object_ = std::move(obj);
+    vcpu->s_->tcb_object_ = std::move(tcb);
+    vcpu->s_->vcpu_object_ = std::move(obj);
     Vcpu *raw = vcpu.get();
-    owned_.push_back(std::move(vcpu));
+    s_->owned_.push_back(std::move(vcpu));
     vcpus_[static_cast<std::size_t>(id)].store(raw, std::memory_order_release);
     vcpu_count_.store(id + 1, std::memory_order_release);
     return raw;
@@ -168,7 +176,7 @@ void Vm::unassign_locked(Vcpu &vcpu, int core) {
 }
 
 Status Vm::assign_target(Vcpu &vcpu, int core) {
-    std::lock_guard lock(assign_mutex_);
+    std::lock_guard lock(s_->assign_mutex_);
     return assign_locked(vcpu, core);
 }
 
@@ -190,7 +198,7 @@ Result<Vcpu *> Vm::claim_locked(int core, bool &claimed) {
 }
 
 Result<Vcpu *> Vm::claim_vcpu_for_core(int core) {
-    std::lock_guard lock(assign_mutex_);
+    std::lock_guard lock(s_->assign_mutex_);
     bool claimed = false;
     return claim_locked(core, claimed);
 }
@@ -199,7 +207,7 @@ template <typename Start>
 Status Vm::claim_and_start(int core, Start &&start) {
     // One lock around find-claim-assign-start: two starts for the same core never start two
     // vCPUs, and two for different cores never claim the same one.
-    std::lock_guard lock(assign_mutex_);
+    std::lock_guard lock(s_->assign_mutex_);
     bool claimed = false;
     auto vcpu = claim_locked(core, claimed);
     if (!vcpu) return std::unexpected(std::move(vcpu).error());
@@ -218,7 +226,7 @@ Status Vm::start_core(int core, const EntryState &state) {
 
 Status Vm::enable_irqchip() {
     // Under the assignment lock, which vCPU creation takes too: no vCPU appears meanwhile.
-    std::lock_guard lock(assign_mutex_);
+    std::lock_guard lock(s_->assign_mutex_);
     if (has_irqchip()) return {};
     if (vcpu_count() != 0) {
         return make_error(Errc::kBadState,
@@ -226,7 +234,7 @@ Status Vm::enable_irqchip() {
                                       "the first vCPU ({} exist)",
                                       config_.name, vcpu_count()));
     }
-    GUESTVM_TRY(fd_->create_irqchip_and_pit());
+    GUESTVM_TRY(s_->fd_->create_irqchip_and_pit());
     irqchip_.store(true, std::memory_order_release);
     return {};
 }
@@ -248,7 +256,7 @@ Status Vm::set_irq_line(int irq, bool level) {
         return make_error(Errc::kInvalidArgument, fmt::format("VM {}: IRQ {} is not a line 0..{}",
                                                               config_.name, irq, kIrqLines - 1));
     }
-    return fd_->irq_line(static_cast<std::uint32_t>(irq), level);
+    return s_->fd_->irq_line(static_cast<std::uint32_t>(irq), level);
 }
 
 Status Vm::pulse_irq(int irq) {
@@ -260,12 +268,12 @@ Status Vm::set_irq_ack_handler(int irq, std::function<void(int irq)> h) {
     if (!has_irqchip()) {
         return no_irqchip(config_.name, irq);
     }
-    std::unique_lock lock(irqchip_mutex_);
-    if (!irq_acks_) {
+    std::unique_lock lock(s_->irqchip_mutex_);
+    if (!s_->irq_acks_) {
         if (!h) return {};
-        irq_acks_ = std::make_unique<IrqAckWatcher>(*fd_);
+        s_->irq_acks_ = std::make_unique<IrqAckWatcher>(*s_->fd_);
     }
-    IrqAckWatcher &acks = *irq_acks_;
+    IrqAckWatcher &acks = *s_->irq_acks_;
     lock.unlock();  // the watcher has its own lock; a handler may call this
     auto set = acks.set(irq, std::move(h));
     if (!set) {
@@ -276,30 +284,30 @@ Status Vm::set_irq_ack_handler(int irq, std::function<void(int irq)> h) {
 }
 
 void Vm::on_vcpu_online() {
-    ever_started_.store(true);
-    online_count_.fetch_add(1);
+    s_->ever_started_.store(true);
+    s_->online_count_.fetch_add(1);
 }
 
 void Vm::on_vcpu_offline(Vcpu &vcpu) {
     // "Every vCPU is off" only counts once run() is waiting: before that the VMM may still be
     // starting vCPUs one by one, and an early one may finish before the next starts. run()
     // checks the count itself when it arms this (both sides seq_cst: one of them sees zero).
-    if (online_count_.fetch_sub(1) == 1 && running_.load()) {
+    if (s_->online_count_.fetch_sub(1) == 1 && s_->running_.load()) {
         stop({StopReason::kAllVcpusOff, "every vCPU is off", vcpu.id().value()});
     }
 }
 
 Status Vm::add_io_handler(std::uint16_t port, std::uint32_t count, std::string name, IoHandler h) {
-    return router_->add_port_range(port, count, std::move(name), std::move(h));
+    return s_->router_->add_port_range(port, count, std::move(name), std::move(h));
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> Vm::port_exits() const {
-    return router_->port_exits();
+    return s_->router_->port_exits();
 }
 
 std::uint64_t Vm::port_exits(std::string_view name) const {
     std::uint64_t n = 0;
-    for (const auto &[handler, exits] : router_->port_exits()) {
+    for (const auto &[handler, exits] : s_->router_->port_exits()) {
         if (handler == name) n += exits;
     }
     return n;
@@ -314,36 +322,36 @@ Status Vm::add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string 
 }
 
 Status Vm::set_unhandled_memory_handler(MmioHandler h) {
-    return router_->set_unhandled_memory_handler(std::move(h));
+    return s_->router_->set_unhandled_memory_handler(std::move(h));
 }
 
 Status Vm::set_unhandled_io_handler(IoHandler h) {
-    return router_->set_unhandled_io_handler(std::move(h));
+    return s_->router_->set_unhandled_io_handler(std::move(h));
 }
 
 Status Vm::set_event_handler(ExitEvent::Kind kind, EventHandler h) {
-    return router_->set_event_handler(kind, std::move(h));
+    return s_->router_->set_event_handler(kind, std::move(h));
 }
 
 void Vm::stop(StopInfo info) {
     {
-        std::lock_guard lock(stop_mutex_);
-        if (stop_info_) return;
-        stop_info_ = std::move(info);
+        std::lock_guard lock(s_->stop_mutex_);
+        if (s_->stop_info_) return;
+        s_->stop_info_ = std::move(info);
         stopping_.store(true, std::memory_order_release);
     }
     const int count = vcpu_count();
     for (int i = 0; i < count; ++i) vcpu(i)->request_stop();
-    stop_cv_.notify_all();
+    s_->stop_cv_.notify_all();
 }
 
 std::optional<StopInfo> Vm::stop_info() const {
-    std::lock_guard lock(stop_mutex_);
-    return stop_info_;
+    std::lock_guard lock(s_->stop_mutex_);
+    return s_->stop_info_;
 }
 
 void Vm::join_all() {
-    std::lock_guard lock(join_mutex_);
+    std::lock_guard lock(s_->join_mutex_);
     const int count = vcpu_count();
     for (int i = 0; i < count; ++i) vcpu(i)->stop_and_join();
 }
@@ -351,38 +359,39 @@ void Vm::join_all() {
 Status Vm::post(std::function<void()> task) {
     if (!task) return make_error(Errc::kInvalidArgument, "Vm::post: empty task");
     {
-        std::lock_guard lock(stop_mutex_);
-        if (stop_info_) {
+        std::lock_guard lock(s_->stop_mutex_);
+        if (s_->stop_info_) {
             return make_error(Errc::kBadState, fmt::format("VM {} has stopped", name()));
         }
-        tasks_.push_back(std::move(task));
+        s_->tasks_.push_back(std::move(task));
     }
-    stop_cv_.notify_all();
+    s_->stop_cv_.notify_all();
     return {};
 }
 
 StopInfo Vm::run() {
-    running_.store(true);
-    if (online_count_.load() == 0) {
+    s_->running_.store(true);
+    if (s_->online_count_.load() == 0) {
         stop({StopReason::kAllVcpusOff,
-              ever_started_.load() ? "every vCPU is off" : "no vCPU was started"});
+              s_->ever_started_.load() ? "every vCPU is off" : "no vCPU was started"});
     }
     {
-        std::unique_lock lock(stop_mutex_);
+        std::unique_lock lock(s_->stop_mutex_);
         for (;;) {
-            stop_cv_.wait(lock, [&] { return stop_info_.has_value() || !tasks_.empty(); });
-            if (stop_info_) break;
-            auto tasks = std::move(tasks_);
-            tasks_.clear();
+            s_->stop_cv_.wait(lock,
+                              [&] { return s_->stop_info_.has_value() || !s_->tasks_.empty(); });
+            if (s_->stop_info_) break;
+            auto tasks = std::move(s_->tasks_);
+            s_->tasks_.clear();
             lock.unlock();
             for (auto &task : tasks) task();
             lock.lock();
         }
-        tasks_.clear();
+        s_->tasks_.clear();
     }
     join_all();
-    std::lock_guard lock(stop_mutex_);
-    return *stop_info_;
+    std::lock_guard lock(s_->stop_mutex_);
+    return *s_->stop_info_;
 }
 
 ExitCounts Vm::exit_counts() const {

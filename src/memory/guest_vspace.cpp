@@ -11,6 +11,7 @@
 #include "guestvm/vspace.hpp"
 #include "kvm/mapping.hpp"
 #include "kvm/vm_fd.hpp"
+#include "memory/guest_vspace_state.hpp"
 
 namespace guestvm {
 
@@ -57,7 +58,7 @@ struct GuestVSpace::Area {
     std::vector<std::shared_ptr<Frame>> frames;  // a reservation backed by map_frames
 };
 
-// The areas by guest-physical address; guarded by GuestVSpace::mutex_.
+// The areas by guest-physical address; guarded by GuestVSpace::s_->mutex_.
 struct GuestVSpace::Areas {
     using Entry = RangeMap<Area>::Entry;
     RangeMap<Area> map{kAddressLimit - 1};
@@ -77,13 +78,8 @@ struct GuestVSpace::Areas {
     }
 };
 
-GuestVSpace::GuestVSpace(const kvm::VmFd &vm, VmmVSpace &vmm, int max_slots,
-                         bool readonly_supported)
-    : vm_(vm),
-      vmm_(vmm),
-      max_slots_(max_slots),
-      readonly_supported_(readonly_supported),
-      areas_(std::make_unique<Areas>()) {}
+GuestVSpace::GuestVSpace(std::unique_ptr<State> state, VmmVSpace &vmm)
+    : s_(std::move(state)), vmm_(vmm), areas_(std::make_unique<Areas>()) {}
 
 GuestVSpace::~GuestVSpace() {
     // Slots first, then the host memory behind them (members), then the VMM's records.
@@ -93,7 +89,7 @@ GuestVSpace::~GuestVSpace() {
 }
 
 Status GuestVSpace::check_slot_left_locked(const std::string &name) const {
-    if (free_slots_.empty() && next_slot_ >= static_cast<std::uint32_t>(max_slots_)) {
+    if (s_->free_slots_.empty() && s_->next_slot_ >= static_cast<std::uint32_t>(s_->max_slots_)) {
         return make_error(Errc::kResourceExhausted,
                           fmt::format("no KVM memory slot left for {}", name));
     }
@@ -101,29 +97,29 @@ Status GuestVSpace::check_slot_left_locked(const std::string &name) const {
 }
 
 Status GuestVSpace::attach_locked(GuestRegion &region, std::uint8_t *host) {
-    const std::uint32_t slot = free_slots_.empty() ? next_slot_ : free_slots_.back();
+    const std::uint32_t slot = s_->free_slots_.empty() ? s_->next_slot_ : s_->free_slots_.back();
     const std::uint64_t gpa = region.base.value();
-    GUESTVM_TRY(vm_.set_memory_region(slot, gpa, region.size, host, region.read_only()));
+    GUESTVM_TRY(s_->vm_.set_memory_region(slot, gpa, region.size, host, region.read_only()));
     auto recorded =
         vmm_.record(HostMapping{HostVirtAddr(reinterpret_cast<std::uintptr_t>(host)), region.size,
                                 PROT_READ | PROT_WRITE, region.base, region.name, false});
     if (!recorded) {
-        (void)vm_.set_memory_region(slot, gpa, 0, nullptr, false);
+        (void)s_->vm_.set_memory_region(slot, gpa, 0, nullptr, false);
         return std::unexpected(std::move(recorded).error());
     }
-    if (free_slots_.empty())
-        ++next_slot_;
+    if (s_->free_slots_.empty())
+        ++s_->next_slot_;
     else
-        free_slots_.pop_back();
+        s_->free_slots_.pop_back();
     region.slot = slot;
     region.host = host;
     return {};
 }
 
 Status GuestVSpace::detach_locked(const GuestRegion &region) {
-    GUESTVM_TRY(vm_.set_memory_region(region.slot, region.base.value(), 0, nullptr, false));
+    GUESTVM_TRY(s_->vm_.set_memory_region(region.slot, region.base.value(), 0, nullptr, false));
     (void)vmm_.forget(HostVirtAddr(reinterpret_cast<std::uintptr_t>(region.host)));
-    free_slots_.push_back(region.slot);
+    s_->free_slots_.push_back(region.slot);
     return {};
 }
 
@@ -136,10 +132,10 @@ Status GuestVSpace::insert(GuestPhysAddr base, std::uint64_t size, std::string n
         return make_error(Errc::kInvalidArgument,
                           fmt::format("reservation {}: null handler", name));
     }
-    if (kind == AreaKind::kReadOnlyRam && !readonly_supported_) {
+    if (kind == AreaKind::kReadOnlyRam && !s_->readonly_supported_) {
         return make_error(Errc::kSystem, "this KVM has no read-only memory (KVM_CAP_READONLY_MEM)");
     }
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(s_->mutex_);
     if (auto free = areas_->map.check(b, size, name); !free) {
         return std::unexpected(std::move(free).error().context(kind_name(kind)));
     }
@@ -207,7 +203,7 @@ Result<GuestPhysAddr> GuestVSpace::add_ram_anywhere(std::uint64_t size, std::str
 
 std::optional<GuestPhysAddr> GuestVSpace::find_free(std::uint64_t size, std::uint64_t align,
                                                     GuestPhysAddr from, GuestPhysAddr last) const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(s_->mutex_);
     auto at = areas_->map.first_fit(size, align, from.value(), last.value());
     if (!at) return std::nullopt;
     return GuestPhysAddr(*at);
@@ -216,10 +212,10 @@ std::optional<GuestPhysAddr> GuestVSpace::find_free(std::uint64_t size, std::uin
 Status GuestVSpace::map_frames(GuestPhysAddr base, std::span<const std::shared_ptr<Frame>> frames,
                                bool writable) {
     GUESTVM_TRY(check_not_in_exit_handler());
-    if (!writable && !readonly_supported_) {
+    if (!writable && !s_->readonly_supported_) {
         return make_error(Errc::kSystem, "this KVM has no read-only memory (KVM_CAP_READONLY_MEM)");
     }
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(s_->mutex_);
     Areas::Entry *entry = areas_->map.starting_at(base.value());
     if (entry == nullptr) {
         return make_error(Errc::kNotFound,
@@ -276,7 +272,7 @@ Status GuestVSpace::map_frames(GuestPhysAddr base, std::span<const std::shared_p
 
 Status GuestVSpace::remove(GuestPhysAddr base) {
     GUESTVM_TRY(check_not_in_exit_handler());
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(s_->mutex_);
     const Areas::Entry *entry = areas_->map.starting_at(base.value());
     if (entry == nullptr) {
         return make_error(Errc::kNotFound,
@@ -295,7 +291,7 @@ Status GuestVSpace::remove(GuestPhysAddr base) {
 }
 
 std::vector<GuestRegion> GuestVSpace::regions() const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(s_->mutex_);
     std::vector<GuestRegion> out;
     out.reserve(areas_->map.size());
     for (const auto &e : areas_->map) out.push_back(Areas::region(e));
@@ -303,7 +299,7 @@ std::vector<GuestRegion> GuestVSpace::regions() const {
 }
 
 std::optional<GuestRegion> GuestVSpace::find(GuestPhysAddr gpa, std::uint64_t len) const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(s_->mutex_);
     const Areas::Entry *e = areas_->ram(gpa.value(), len);
     if (e == nullptr) return std::nullopt;
     return Areas::region(*e);
@@ -318,7 +314,7 @@ std::unexpected<Error> not_in_ram(std::string_view what, std::uint64_t gpa, std:
 }  // namespace
 
 Result<std::uint8_t *> GuestVSpace::translate(GuestPhysAddr gpa, std::uint64_t len) const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(s_->mutex_);
     const Areas::Entry *e = areas_->ram(gpa.value(), len);
     if (e == nullptr) return not_in_ram("", gpa.value(), len);
     return Areas::host_of(*e, gpa.value());
@@ -326,7 +322,7 @@ Result<std::uint8_t *> GuestVSpace::translate(GuestPhysAddr gpa, std::uint64_t l
 
 Status GuestVSpace::read(GuestPhysAddr gpa, std::span<std::uint8_t> out) const {
     if (out.empty()) return {};
-    std::shared_lock lock(mutex_);  // held across the copy: the area cannot go away meanwhile
+    std::shared_lock lock(s_->mutex_);  // held across the copy: the area cannot go away meanwhile
     const Areas::Entry *e = areas_->ram(gpa.value(), out.size());
     if (e == nullptr) return not_in_ram("read of ", gpa.value(), out.size());
     std::memcpy(out.data(), Areas::host_of(*e, gpa.value()), out.size());
@@ -335,7 +331,7 @@ Status GuestVSpace::read(GuestPhysAddr gpa, std::span<std::uint8_t> out) const {
 
 Status GuestVSpace::write(GuestPhysAddr gpa, std::span<const std::uint8_t> in) {
     if (in.empty()) return {};
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(s_->mutex_);
     const Areas::Entry *e = areas_->ram(gpa.value(), in.size());
     if (e == nullptr) return not_in_ram("write of ", gpa.value(), in.size());
     // The VMM may write read-only RAM: only the guest's writes are refused.
@@ -345,7 +341,7 @@ Status GuestVSpace::write(GuestPhysAddr gpa, std::span<const std::uint8_t> in) {
 
 Status GuestVSpace::copy(GuestPhysAddr dst, GuestPhysAddr src, std::uint64_t len) {
     if (len == 0) return {};
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(s_->mutex_);
     const Areas::Entry *s = areas_->ram(src.value(), len);
     if (s == nullptr) return not_in_ram("copy from ", src.value(), len);
     const Areas::Entry *d = areas_->ram(dst.value(), len);
@@ -355,7 +351,7 @@ Status GuestVSpace::copy(GuestPhysAddr dst, GuestPhysAddr src, std::uint64_t len
 }
 
 std::uint64_t GuestVSpace::ram_bytes() const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(s_->mutex_);
     std::uint64_t total = 0;
     for (const auto &e : areas_->map) {
         if (e.value.kind != AreaKind::kReservation) total += e.size();
@@ -366,7 +362,7 @@ std::uint64_t GuestVSpace::ram_bytes() const {
 ExitAction GuestVSpace::dispatch_fault(ExitContext &ctx, MmioAccess &access) const {
     std::shared_ptr<const MmioHandler> handler;
     {
-        std::shared_lock lock(mutex_);
+        std::shared_lock lock(s_->mutex_);
         const Areas::Entry *e = areas_->map.find(access.addr);
         if (e == nullptr || !e->value.handler) return ExitAction::kUnhandled;
         if (e->value.kind == AreaKind::kReadOnlyRam && !access.is_write) {
@@ -380,7 +376,7 @@ ExitAction GuestVSpace::dispatch_fault(ExitContext &ctx, MmioAccess &access) con
 }
 
 Result<GuestVSpace::Backing> GuestVSpace::backing(GuestPhysAddr gpa, std::uint64_t len) const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(s_->mutex_);
     const Areas::Entry *e = areas_->ram(gpa.value(), len);
     if (e == nullptr) return not_in_ram("", gpa.value(), len);
     if (!e->value.memory.fd.valid()) {

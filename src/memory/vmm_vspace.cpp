@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <limits>
 #include <mutex>
+#include <shared_mutex>
 
 #include "common/range_map.hpp"
 #include "guestvm/vspace.hpp"
@@ -31,9 +32,10 @@ HostMapping to_mapping(const MappingEntry &e) {
 }
 }  // namespace
 
-// The host mappings by host address; guarded by VmmVSpace::mutex_.
+// The host mappings by host address, and the lock that guards them.
 struct VmmVSpace::Mappings {
     RangeMap<MappingInfo> map{std::numeric_limits<std::uintptr_t>::max()};
+    mutable std::shared_mutex mutex;
 };
 
 VmmVSpace::VmmVSpace() : mappings_(std::make_unique<Mappings>()) {}
@@ -50,12 +52,12 @@ Status record_in(RangeMap<MappingInfo> &map, HostMapping mapping, kvm::Mapping o
 }  // namespace
 
 Status VmmVSpace::record(HostMapping mapping) {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(mappings_->mutex);
     return record_in(mappings_->map, std::move(mapping), {});
 }
 
 Status VmmVSpace::forget(HostVirtAddr addr) {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(mappings_->mutex);
     if (!mappings_->map.starting_at(addr.value())) {
         return make_error(Errc::kNotFound,
                           fmt::format("no host mapping starts at {:#x}", addr.value()));
@@ -77,7 +79,7 @@ Result<HostVirtAddr> VmmVSpace::map_view(GuestPhysAddr gpa, std::uint64_t len, b
     auto view = kvm::Mapping::shared_view(backing->fd, backing->offset, len, prot);
     if (!view) return std::unexpected(std::move(view).error());
     auto addr = HostVirtAddr(reinterpret_cast<std::uintptr_t>(view->data()));
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(mappings_->mutex);
     GUESTVM_TRY(record_in(mappings_->map, HostMapping{addr, len, prot, gpa, std::move(name), true},
                           std::move(*view)));
     return addr;
@@ -86,7 +88,7 @@ Result<HostVirtAddr> VmmVSpace::map_view(GuestPhysAddr gpa, std::uint64_t len, b
 Status VmmVSpace::unmap_view(HostVirtAddr addr) {
     kvm::Mapping doomed;
     {
-        std::unique_lock lock(mutex_);
+        std::unique_lock lock(mappings_->mutex);
         auto *entry = mappings_->map.starting_at(addr.value());
         if (entry == nullptr || !entry->value.view) {
             return make_error(Errc::kNotFound,
@@ -99,7 +101,7 @@ Status VmmVSpace::unmap_view(HostVirtAddr addr) {
 }
 
 bool VmmVSpace::has_view_of(GuestPhysAddr gpa, std::uint64_t len) const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(mappings_->mutex);
     return std::any_of(mappings_->map.begin(), mappings_->map.end(), [&](const MappingEntry &e) {
         return e.value.view && e.value.guest && e.value.guest->value() < gpa.value() + len &&
                gpa.value() < e.value.guest->value() + e.size();
@@ -107,7 +109,7 @@ bool VmmVSpace::has_view_of(GuestPhysAddr gpa, std::uint64_t len) const {
 }
 
 std::vector<HostMapping> VmmVSpace::mappings() const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(mappings_->mutex);
     std::vector<HostMapping> out;
     out.reserve(mappings_->map.size());
     for (const auto &e : mappings_->map) out.push_back(to_mapping(e));
@@ -115,7 +117,7 @@ std::vector<HostMapping> VmmVSpace::mappings() const {
 }
 
 std::optional<HostMapping> VmmVSpace::find(HostVirtAddr addr, std::uint64_t len) const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(mappings_->mutex);
     const MappingEntry *e = mappings_->map.find_covering(addr.value(), len);
     if (e == nullptr) return std::nullopt;
     return to_mapping(*e);

@@ -7,6 +7,8 @@
  * does not reach the VMM (no vmcall handlers).
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/arch/ioports.h>
 #include <sel4vm/arch/vmexit_reasons.h>
@@ -57,3 +59,5 @@ struct vm_vcpu_arch {
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

@@ -6,6 +6,8 @@
  * guestvm pauses it briefly.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/guest_vm.h>
 
@@ -54,3 +56,5 @@ int vm_get_vmcs_field(vm_vcpu_t *vcpu, seL4_Word field, seL4_Word *value);
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

@@ -3,6 +3,8 @@
  * handles, and (not on KVM) passthrough of host ports.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/sel4_compat.h> /* also <stdbool.h>, <stddef.h>, <stdint.h> */
 
@@ -82,3 +84,5 @@ int vm_enable_passthrough_ioport(vm_vcpu_t *vcpu, uint16_t port_start, uint16_t 
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

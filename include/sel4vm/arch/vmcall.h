@@ -7,6 +7,8 @@
  * with a port access instead (vm_io_port_add_handler; guestvm's platform call uses port 0x600).
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #include <sel4vm/guest_vm.h>
 
@@ -20,3 +22,5 @@ int vm_reg_new_vmcall_handler(vm_t *vm, vmcall_handler func, int token);
 #ifdef __cplusplus
 }
 #endif
+
+#pragma GCC visibility pop

@@ -5,6 +5,8 @@
  * answer -1 (KVM keeps them to itself).
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 /* Guest-state fields: 16-bit selectors. */
 #define VMX_GUEST_ES_SELECTOR 0x00000800
@@ -114,3 +116,5 @@
 #define AR_T(x) (ACCESS_RIGHTS_TYPE_##x)
 #define DEFAULT_TR_ACCESS_RIGHTS (AR(P) | AR_T(BUSY_TSS))
 #define DEFAULT_ACCESS_RIGHTS (AR(G) | AR(L) | AR(P) | AR(S) | AR_T(BUSY_16_TSS))
+
+#pragma GCC visibility pop

@@ -5,6 +5,8 @@
  * them compiles.
  */
 #pragma once
+/* The library is built with hidden visibility; what this header declares is its interface. */
+#pragma GCC visibility push(default)
 
 #define VMX_EXIT_REASONS_FAILED_VMENTRY 0x80000000
 
@@ -95,3 +97,5 @@
     {EXIT_REASON_XSETBV, "XSETBV"}, \
     {EXIT_REASON_INVPCID, "INVPCID"}
 /* clang-format on */
+
+#pragma GCC visibility pop

@@ -1,0 +1,45 @@
+// guestvm — what a Vm owns beyond its lock-free queries (internal to src/core).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "core/exit_router.hpp"
+#include "core/irq_ack.hpp"
+#include "guestvm/vm.hpp"
+#include "kvm/vm_fd.hpp"
+
+namespace guestvm {
+
+/// The KVM VM, its vCPUs, its exit router and the run/stop machinery.
+/// Lock order: assign_mutex_ → (a vCPU's mutex) ; stop_mutex_ and irqchip_mutex_ are leaves;
+/// join_mutex_ and boot_tables_mutex_ are taken alone.
+struct Vm::State {
+    explicit State(std::unique_ptr<kvm::VmFd> fd) : fd_(std::move(fd)) {}
+
+    std::unique_ptr<kvm::VmFd> fd_;  // first: destroyed last
+    std::mutex assign_mutex_;        // guards vCPU creation, core assignment and start_core
+    std::vector<std::unique_ptr<Vcpu>> owned_;
+    std::unique_ptr<ExitRouter> router_;
+
+    std::mutex irqchip_mutex_;
+    std::atomic<int> online_count_{0};
+    std::atomic<bool> ever_started_{false};
+    std::atomic<bool> running_{false};  // run() has been called: "all vCPUs off" stops the VM
+    mutable std::mutex stop_mutex_;
+    std::condition_variable stop_cv_;
+    std::optional<StopInfo> stop_info_;         // guarded by stop_mutex_
+    std::vector<std::function<void()>> tasks_;  // guarded by stop_mutex_
+    std::mutex join_mutex_;
+    std::mutex boot_tables_mutex_;
+    bool boot_tables_ = false;  // guarded by boot_tables_mutex_
+
+    std::unique_ptr<IrqAckWatcher> irq_acks_;  // last: its thread stops first; irqchip_mutex_
+};
+
+}  // namespace guestvm
