@@ -64,6 +64,9 @@ class CSpace {
     static constexpr std::size_t kMaxSlots = std::size_t{1} << kIndexBits;
 
     CSpace();
+    ~CSpace();
+    CSpace(const CSpace &) = delete;
+    CSpace &operator=(const CSpace &) = delete;
 
     /// Stores `object` in a free slot and returns a capability to it.
     Result<CPtr> insert(std::shared_ptr<KernelObject> object);
@@ -78,16 +81,9 @@ class CSpace {
     std::size_t slots() const;
 
   private:
-    struct Slot {
-        std::shared_ptr<KernelObject> object;
-        std::uint64_t generation = 0;
-    };
-    Result<std::size_t> index_of(CPtr cap) const;  // caller holds mutex_
-
-    mutable std::shared_mutex mutex_;
-    std::vector<Slot> slots_;
-    std::vector<std::uint32_t> free_;
-    std::size_t live_ = 0;
+    struct Slots;  // the slots, the free list and their lock (src/common/cspace.cpp)
+    Result<std::size_t> index_of(CPtr cap) const;  // caller holds the lock
+    std::unique_ptr<Slots> s_;
 };
 
 }  // namespace guestvm

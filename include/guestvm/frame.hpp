@@ -29,7 +29,11 @@ class Frame final : public KernelObject {
     std::uint64_t size() const noexcept { return std::uint64_t{1} << size_bits_; }
     std::span<std::uint8_t> bytes() const noexcept { return {memory_.get(), size()}; }
 
+  private:
     struct PrivateTag {};
+
+  public:
+    /// Use create(); public only so make_shared can reach it.
     Frame(PrivateTag, std::shared_ptr<std::uint8_t> memory, unsigned size_bits)
         : KernelObject(ObjectType::kFrame), memory_(std::move(memory)), size_bits_(size_bits) {}
 

@@ -4,8 +4,7 @@
 #pragma GCC visibility push(default)
 
 #include <functional>
-#include <map>
-#include <mutex>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -20,45 +19,27 @@ class LineBuffer {
     /// Receives one line (without its '\n') and the vCPU that wrote it.
     using LineFn = std::function<void(int vcpu, std::string_view line)>;
 
-    explicit LineBuffer(LineFn out, std::size_t max_line = 4096)
-        : out_(std::move(out)), max_line_(max_line) {}
+    explicit LineBuffer(LineFn out, std::size_t max_line = 4096);
+    ~LineBuffer();
+    LineBuffer(const LineBuffer &) = delete;
+    LineBuffer &operator=(const LineBuffer &) = delete;
 
-    /// A sink for VmConfig::serial_sink that writes into this buffer.
+    /// A sink for MachineConfig::serial_sink that writes into this buffer.
     SerialSink sink() {
         return [this](int vcpu, std::string_view bytes) { write(vcpu, bytes); };
     }
 
-    void write(int vcpu, std::string_view bytes) {
-        std::lock_guard lock(mutex_);
-        std::string &pending = pending_[vcpu];
-        for (char c : bytes) {
-            if (c == '\n') {
-                emit(vcpu, pending);
-            } else if (c != '\r') {
-                pending.push_back(c);
-                if (pending.size() >= max_line_) emit(vcpu, pending);
-            }
-        }
-    }
+    /// Adds `bytes` from `vcpu`; hands on each line it completes (a '\n', or max_line bytes).
+    void write(int vcpu, std::string_view bytes);
 
     /// Hands on every unfinished line.
-    void flush() {
-        std::lock_guard lock(mutex_);
-        for (auto &[vcpu, pending] : pending_) {
-            if (!pending.empty()) emit(vcpu, pending);
-        }
-    }
+    void flush();
 
   private:
-    void emit(int vcpu, std::string &pending) {
-        out_(vcpu, pending);
-        pending.clear();
-    }
-
+    struct Pending;  // the unfinished lines and their lock (src/devices/line_buffer.cpp)
     LineFn out_;
     std::size_t max_line_;
-    std::mutex mutex_;
-    std::map<int, std::string> pending_;
+    std::unique_ptr<Pending> pending_;
 };
 
 }  // namespace guestvm

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <shared_mutex>
+
 namespace guestvm {
 
 const char *object_type_name(ObjectType type) noexcept {
@@ -16,28 +18,40 @@ const char *object_type_name(ObjectType type) noexcept {
     return "unknown";
 }
 
-CSpace::CSpace() { slots_.emplace_back(); }  // slot 0: seL4_CapNull
+struct CSpace::Slots {
+    struct Slot {
+        std::shared_ptr<KernelObject> object;
+        std::uint64_t generation = 0;
+    };
+    mutable std::shared_mutex mutex_;
+    std::vector<Slot> slots_;
+    std::vector<std::uint32_t> free_;
+    std::size_t live_ = 0;
+};
+
+CSpace::CSpace() : s_(std::make_unique<Slots>()) { s_->slots_.emplace_back(); }  // slot 0: null
+CSpace::~CSpace() = default;
 
 Result<CPtr> CSpace::insert(std::shared_ptr<KernelObject> object) {
     if (!object) {
         return make_error(Errc::kInvalidArgument, "CSpace::insert: null object");
     }
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(s_->mutex_);
     std::size_t index;
-    if (!free_.empty()) {
-        index = free_.back();
-        free_.pop_back();
+    if (!s_->free_.empty()) {
+        index = s_->free_.back();
+        s_->free_.pop_back();
     } else {
-        if (slots_.size() >= kMaxSlots) {
+        if (s_->slots_.size() >= kMaxSlots) {
             return make_error(Errc::kResourceExhausted,
                               fmt::format("CSpace full ({} slots)", kMaxSlots));
         }
-        index = slots_.size();
-        slots_.emplace_back();
+        index = s_->slots_.size();
+        s_->slots_.emplace_back();
     }
-    Slot &slot = slots_[index];
+    Slots::Slot &slot = s_->slots_[index];
     slot.object = std::move(object);
-    ++live_;
+    ++s_->live_;
     return CPtr((slot.generation << kIndexBits) | index);
 }
 
@@ -47,8 +61,8 @@ Result<std::size_t> CSpace::index_of(CPtr cap) const {
     }
     std::uint64_t index = cap.value() & kIndexMask;
     std::uint64_t generation = cap.value() >> kIndexBits;
-    if (index == 0 || index >= slots_.size() || slots_[index].generation != generation ||
-        !slots_[index].object) {
+    if (index == 0 || index >= s_->slots_.size() || s_->slots_[index].generation != generation ||
+        !s_->slots_[index].object) {
         return make_error(Errc::kStaleCapability,
                           fmt::format("capability {:#x} names no live object", cap.value()));
     }
@@ -58,25 +72,25 @@ Result<std::size_t> CSpace::index_of(CPtr cap) const {
 Status CSpace::remove(CPtr cap) {
     std::shared_ptr<KernelObject> object;
     {
-        std::unique_lock lock(mutex_);
+        std::unique_lock lock(s_->mutex_);
         auto index = index_of(cap);
         if (!index) return std::unexpected(std::move(index).error());
-        Slot &slot = slots_[*index];
+        Slots::Slot &slot = s_->slots_[*index];
         object = std::move(slot.object);
         slot.object.reset();
         ++slot.generation;
-        free_.push_back(static_cast<std::uint32_t>(*index));
-        --live_;
+        s_->free_.push_back(static_cast<std::uint32_t>(*index));
+        --s_->live_;
     }
     object->revoke();  // outside the CSpace lock: may wait for an invocation in progress
     return {};
 }
 
 Result<std::shared_ptr<KernelObject>> CSpace::lookup(CPtr cap, ObjectType type) const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(s_->mutex_);
     auto index = index_of(cap);
     if (!index) return std::unexpected(std::move(index).error());
-    const auto &object = slots_[*index].object;
+    const auto &object = s_->slots_[*index].object;
     if (object->type() != type) {
         return make_error(Errc::kWrongCapType,
                           fmt::format("capability {:#x} names a {} object, not a {}", cap.value(),
@@ -86,13 +100,13 @@ Result<std::shared_ptr<KernelObject>> CSpace::lookup(CPtr cap, ObjectType type) 
 }
 
 std::size_t CSpace::live() const {
-    std::shared_lock lock(mutex_);
-    return live_;
+    std::shared_lock lock(s_->mutex_);
+    return s_->live_;
 }
 
 std::size_t CSpace::slots() const {
-    std::shared_lock lock(mutex_);
-    return slots_.size();
+    std::shared_lock lock(s_->mutex_);
+    return s_->slots_.size();
 }
 
 }  // namespace guestvm
