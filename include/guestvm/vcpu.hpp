@@ -66,7 +66,8 @@ class Vcpu {
     /// then answers ExitAction::kStopVcpu. kBadState from any other thread.
     Status cpu_off();
 
-    /// Pauses an online vCPU's guest execution; returns once it is out of KVM_RUN.
+    /// Pauses an online vCPU's guest execution; returns once it is out of KVM_RUN, or kTimeout
+    /// after 5 s (a VMM exit handler that does not return; the vCPU parks when it does).
     Status suspend();
     /// Continues a suspended vCPU where it stopped.
     Status resume();
@@ -76,11 +77,14 @@ class Vcpu {
     Result<SpecialRegisters> special_registers();
     Status set_special_registers(const SpecialRegisters &sregs);
 
-    /// Host-thread attributes: applied now if the thread exists, else when it starts.
+    /// Host-thread attributes: applied now if the thread exists (the error names the call that
+    /// refused, e.g. setpriority without CAP_SYS_NICE), else when it starts.
     Status set_name(std::string name);
     Status set_priority(int priority);  ///< seL4 priority 0..255 → host nice 19..-20
     Status set_affinity(int host_cpu);  ///< -1 clears
     int priority() const;
+    /// What applying the thread attributes last gave (at a set_* call or at thread start).
+    Status thread_attributes() const;
 
     ExitCounts exit_counts() const noexcept;
     /// What the creator attached with Vm::add_vcpu (immutable).
@@ -114,7 +118,7 @@ class Vcpu {
     auto with_paused(F &&fn) -> decltype(fn());
     void kick_locked();
     bool on_own_thread() const;
-    void apply_thread_attributes_locked();
+    Status apply_thread_attributes_locked();
     /// VM stop: mark stopped and make the thread leave (returns at once).
     void request_stop();
     /// Like request_stop(), then waits for the thread and joins it.

@@ -19,7 +19,9 @@
 #include "sel4vm/guest_vm.h"
 #include "sel4vm/guestvm.h"
 
-/// A reservation made through vm_reserve_memory_at or vm_reserve_anon_memory.
+/// A reservation made through vm_reserve_memory_at or vm_reserve_anon_memory. Threads: the
+/// VMM's (the thread that calls the C API for this VM), as libsel4vm's VMM is one thread; the
+/// fault handler on a vCPU thread reads only the immutable addr and size.
 struct vm_memory_reservation {
     vm_t *vm;
     uintptr_t addr;
@@ -42,6 +44,10 @@ using RamRegions = RangeMap<bool>;
 }  // namespace guestvm::capi
 
 /// Everything a vm_t owns on the C side; the C++ Vm is the truth, the rest are mirrors/handles.
+/// Threads: the VMM's calls into the C API for this VM (libsel4vm's VMM is one thread; calls for
+/// one VM must not race) change the containers; vCPU threads touch only a mirror's atomically
+/// written fields (vcpu_online, target_cpu, through the observers) and state_written's atomics;
+/// the C++ Vm is thread-safe in itself.
 struct guestvm_vm_state {
     std::string name;
     guestvm_serial_fn serial = nullptr;
@@ -72,7 +78,10 @@ inline int fail(std::string message) {
     return -1;
 }
 
-/// Runs fn, turning any exception into `on_error` and a last-error message.
+/// Runs fn, turning any exception into `on_error` and a last-error message. Every C entry point
+/// that calls fallible C++ or allocates runs its body through this; the few that only read
+/// fields, copy bytes or call noexcept queries (the util interface, the fault accessors) cannot
+/// throw and are left bare.
 template <typename R, typename F>
 R guarded(R on_error, F &&fn) noexcept {
     try {

@@ -27,7 +27,8 @@ void write_value(guestvm::IoAccess &a, unsigned int v) {
 }
 
 // libsel4vm's answer → guestvm's. UNHANDLED from a range's own handler means "all ones / drop".
-guestvm::ExitAction to_action(ioport_fault_result_t r, guestvm::IoAccess &a) {
+guestvm::ExitAction to_action(ioport_fault_result_t r, guestvm::ExitContext &ctx,
+                              guestvm::IoAccess &a) {
     switch (r) {
         case IO_FAULT_HANDLED:
             return guestvm::ExitAction::kContinue;
@@ -35,7 +36,11 @@ guestvm::ExitAction to_action(ioport_fault_result_t r, guestvm::IoAccess &a) {
             if (!a.is_write) std::memset(a.data.data(), 0xff, a.data.size());
             return guestvm::ExitAction::kContinue;
         default:
-            return guestvm::ExitAction::kError;
+            return ctx.fail(guestvm::Error(
+                guestvm::Errc::kBadState,
+                fmt::format("the VMM's handler answered IO_FAULT_ERROR ({}) for {} port {:#x}",
+                            static_cast<int>(r), a.is_write ? "a write to" : "a read from",
+                            a.port)));
     }
 }
 
@@ -57,13 +62,13 @@ int vm_io_port_add_handler(vm_t *vm, vm_ioport_range_t range, vm_ioport_interfac
                 if (a.is_write) {
                     if (iface.port_out == nullptr) return guestvm::ExitAction::kContinue;
                     return to_action(
-                        iface.port_out(vcpu, iface.cookie, a.port, a.size, read_value(a)), a);
+                        iface.port_out(vcpu, iface.cookie, a.port, a.size, read_value(a)), ctx, a);
                 }
-                if (iface.port_in == nullptr) return to_action(IO_FAULT_UNHANDLED, a);
+                if (iface.port_in == nullptr) return to_action(IO_FAULT_UNHANDLED, ctx, a);
                 unsigned int value = 0;
                 auto r = iface.port_in(vcpu, iface.cookie, a.port, a.size, &value);
                 if (r == IO_FAULT_HANDLED) write_value(a, value);
-                return to_action(r, a);
+                return to_action(r, ctx, a);
             });
         if (!added) return fail(added.error());
         // vm->arch.ioport_list, as libsel4vm keeps it: every handler, sorted by first port.
@@ -91,7 +96,7 @@ int vm_register_unhandled_ioport_callback(vm_t *vm, unhandled_ioport_callback_fn
                 unsigned int value = a.is_write ? read_value(a) : 0;
                 auto r = callback(mirror_of(ctx.vcpu), a.port, !a.is_write, &value, a.size, cookie);
                 if (r == IO_FAULT_HANDLED && !a.is_write) write_value(a, value);
-                return to_action(r, a);
+                return to_action(r, ctx, a);
             };
         }
         auto set = v->set_unhandled_io_handler(std::move(handler));

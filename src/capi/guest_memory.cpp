@@ -62,7 +62,12 @@ ExitAction call_fault_callback(vm_t *vm, ExitContext &ctx, MmioAccess &access,
         case FAULT_ERROR:
             break;
     }
-    return ExitAction::kError;
+    return ctx.fail(
+        Error(Errc::kBadState,
+              fmt::format("the VMM's memory fault callback answered {} for a {}-byte "
+                          "{} at {:#x}",
+                          r == FAULT_ERROR ? "FAULT_ERROR" : "an unknown result", access.size,
+                          access.is_write ? "write" : "read", access.addr)));
 }
 
 }  // namespace guestvm::capi
@@ -177,9 +182,11 @@ void vm_get_reservation_memory_region(vm_memory_reservation_t *reservation, uint
 
 memory_fault_result_t default_error_fault_callback(vm_t *, vm_vcpu_t *, uintptr_t fault_addr,
                                                    size_t fault_length, void *) {
-    fail(fmt::format("memory fault at {:#x} ({} bytes): default_error_fault_callback", fault_addr,
-                     fault_length));
-    return FAULT_ERROR;
+    return guarded(FAULT_ERROR, [&] {
+        fail(fmt::format("memory fault at {:#x} ({} bytes): default_error_fault_callback",
+                         fault_addr, fault_length));
+        return FAULT_ERROR;
+    });
 }
 
 // ---- fault accessors ----
@@ -190,9 +197,11 @@ seL4_Word get_vcpu_fault_address(vm_vcpu_t *vcpu) {
 }
 
 seL4_Word get_vcpu_fault_ip(vm_vcpu_t *vcpu) {
-    if (fault_of(vcpu) == nullptr) return 0;
-    auto regs = guestvm::capi::vcpu_of(vcpu)->registers();  // the exit's own registers
-    return regs ? regs->rip : 0;
+    return guarded(seL4_Word{0}, [&]() -> seL4_Word {
+        if (fault_of(vcpu) == nullptr) return 0;
+        auto regs = guestvm::capi::vcpu_of(vcpu)->registers();  // the exit's own registers
+        return regs ? regs->rip : 0;
+    });
 }
 
 seL4_Word get_vcpu_fault_data(vm_vcpu_t *vcpu) {

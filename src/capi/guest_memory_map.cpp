@@ -146,7 +146,9 @@ using guestvm::capi::vm_of;
 extern "C" {
 
 int vm_memory_init(vm_t *vm) {
-    return vm_of(vm) != nullptr ? 0 : fail("vm_memory_init: NULL or uninitialised vm");
+    return guarded(-1, [&] {
+        return vm_of(vm) != nullptr ? 0 : fail("vm_memory_init: NULL or uninitialised vm");
+    });
 }
 
 int vm_memory_make_anon(vm_t *vm, uintptr_t addr, size_t size) {

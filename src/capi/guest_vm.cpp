@@ -32,6 +32,17 @@ using guestvm::capi::vm_of;
 
 std::atomic<unsigned> next_vm_id{1};
 
+// guestvm_vm_stop_reason casts StopReason to the C enum: the two must agree value by value.
+template <guestvm::StopReason cpp, guestvm_stop_reason_t c>
+constexpr bool same_stop_reason = static_cast<int>(cpp) == static_cast<int>(c);
+static_assert(same_stop_reason<guestvm::StopReason::kPowerOff, GUESTVM_STOP_POWER_OFF>);
+static_assert(same_stop_reason<guestvm::StopReason::kReset, GUESTVM_STOP_RESET>);
+static_assert(same_stop_reason<guestvm::StopReason::kAllVcpusOff, GUESTVM_STOP_ALL_VCPUS_OFF>);
+static_assert(same_stop_reason<guestvm::StopReason::kUnhandledExit, GUESTVM_STOP_UNHANDLED_EXIT>);
+static_assert(same_stop_reason<guestvm::StopReason::kGuestFault, GUESTVM_STOP_GUEST_FAULT>);
+static_assert(same_stop_reason<guestvm::StopReason::kError, GUESTVM_STOP_ERROR>);
+static_assert(same_stop_reason<guestvm::StopReason::kRequested, GUESTVM_STOP_REQUESTED>);
+
 guestvm::BootMode to_mode(guestvm_boot_mode_t mode) {
     switch (mode) {
         case GUESTVM_BOOT_PROTECTED32:
@@ -158,6 +169,8 @@ vm_vcpu_t *vm_create_vcpu(vm_t *vm, int priority) {
         auto created = v->add_vcpu(mirror.get(), &initial);
         if (!created) return fail(created.error()), nullptr;
         guestvm::Vcpu *cpp = *created;
+        // Cannot fail: the range is checked above and the thread does not exist yet (the
+        // priority is applied when it starts; Vcpu::thread_attributes() says how that went).
         (void)cpp->set_priority(priority);
         mirror->vcpu.cptr = cpp->cap().value();
         mirror->tcb.tcb.cptr = cpp->tcb().value();
@@ -247,10 +260,12 @@ int vm_register_unhandled_mem_fault_callback(vm_t *vm,
 
 int vm_register_notification_callback(vm_t *vm, notification_callback_fn notification_callback,
                                       void *cookie) {
-    if (vm_of(vm) == nullptr) return fail("vm_register_notification_callback: NULL vm");
-    __atomic_store_n(&vm->run.notification_callback_cookie, cookie, __ATOMIC_RELEASE);
-    __atomic_store_n(&vm->run.notification_callback, notification_callback, __ATOMIC_RELEASE);
-    return 0;
+    return guarded(-1, [&] {
+        if (vm_of(vm) == nullptr) return fail("vm_register_notification_callback: NULL vm");
+        __atomic_store_n(&vm->run.notification_callback_cookie, cookie, __ATOMIC_RELEASE);
+        __atomic_store_n(&vm->run.notification_callback, notification_callback, __ATOMIC_RELEASE);
+        return 0;
+    });
 }
 
 int guestvm_vm_notify(vm_t *vm, seL4_Word badge) {

@@ -183,9 +183,17 @@ Status Vcpu::suspend() {
         s_->leave_guest_.store(true, std::memory_order_release);  // parks after this exit
         return {};
     }
+    // A vCPU thread leaves KVM_RUN at a kick unless an exit handler of the VMM's holds it.
+    const auto deadline = std::chrono::steady_clock::now() + kPauseTimeout;
     while (s_->in_guest_) {
         kick_locked();
         s_->cv_.wait_for(lock, kKickRetry);
+        if (s_->in_guest_ && std::chrono::steady_clock::now() > deadline) {
+            return make_error(Errc::kTimeout,
+                              fmt::format("vCPU {} did not leave KVM_RUN within 5 s (it parks "
+                                          "when its exit handler returns)",
+                                          id_.value()));
+        }
     }
     return {};
 }
@@ -223,14 +231,20 @@ Status Vcpu::set_special_registers(const SpecialRegisters &sregs) {
     return with_paused([&] { return s_->fd_->set_sregs(sregs); });
 }
 
-void Vcpu::apply_thread_attributes_locked() {
+Status Vcpu::apply_thread_attributes_locked() {
     pid_t tid = s_->tid_.load(std::memory_order_acquire);
-    if (tid == 0) return;  // applied by the thread when it starts
+    if (tid == 0) return {};  // applied by the thread when it starts
     if (!s_->thread_name_.empty()) {
-        ::pthread_setname_np(s_->thread_.native_handle(), s_->thread_name_.substr(0, 15).c_str());
+        int err = ::pthread_setname_np(s_->thread_.native_handle(),
+                                       s_->thread_name_.substr(0, 15).c_str());
+        if (err != 0)
+            return errno_error(fmt::format("vCPU {}: pthread_setname_np", id_.value()), err);
     }
     int nice = 19 - s_->priority_ * 39 / 255;
-    ::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) != 0) {
+        return errno_error(fmt::format("vCPU {}: setpriority(nice {}) for priority {}", id_.value(),
+                                       nice, s_->priority_));
+    }
     cpu_set_t set;
     CPU_ZERO(&set);
     if (s_->affinity_ >= 0) {
@@ -238,14 +252,22 @@ void Vcpu::apply_thread_attributes_locked() {
     } else {
         for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &set);
     }
-    ::sched_setaffinity(tid, sizeof(set), &set);
+    if (::sched_setaffinity(tid, sizeof(set), &set) != 0) {
+        return errno_error(
+            fmt::format("vCPU {}: sched_setaffinity to host CPU {}", id_.value(), s_->affinity_));
+    }
+    return {};
+}
+
+Status Vcpu::thread_attributes() const {
+    std::lock_guard lock(s_->mutex_);
+    return s_->attributes_;
 }
 
 Status Vcpu::set_name(std::string name) {
     std::lock_guard lock(s_->mutex_);
     s_->thread_name_ = std::move(name);
-    apply_thread_attributes_locked();
-    return {};
+    return s_->attributes_ = apply_thread_attributes_locked();
 }
 
 Status Vcpu::set_priority(int priority) {
@@ -255,8 +277,7 @@ Status Vcpu::set_priority(int priority) {
     }
     std::lock_guard lock(s_->mutex_);
     s_->priority_ = priority;
-    apply_thread_attributes_locked();
-    return {};
+    return s_->attributes_ = apply_thread_attributes_locked();
 }
 
 Status Vcpu::set_affinity(int host_cpu) {
@@ -267,8 +288,7 @@ Status Vcpu::set_affinity(int host_cpu) {
     }
     std::lock_guard lock(s_->mutex_);
     s_->affinity_ = host_cpu;
-    apply_thread_attributes_locked();
-    return {};
+    return s_->attributes_ = apply_thread_attributes_locked();
 }
 
 int Vcpu::priority() const {
@@ -332,7 +352,7 @@ void Vcpu::thread_main() {
     {
         std::lock_guard lock(s_->mutex_);
         if (s_->thread_name_.empty()) s_->thread_name_ = fmt::format("vcpu{}", id_.value());
-        apply_thread_attributes_locked();
+        s_->attributes_ = apply_thread_attributes_locked();
     }
     for (;;) {
         {

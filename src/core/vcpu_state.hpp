@@ -44,6 +44,7 @@ struct Vcpu::State {
     std::string thread_name_;
     int priority_ = 0;
     int affinity_ = -1;
+    Status attributes_;  // what applying name, priority and affinity last gave
     std::atomic<pid_t> tid_{0};
     std::atomic<std::thread::id> running_thread_{};  // the vCPU's thread while it runs
     std::jthread thread_;  // last: joined before anything above is destroyed

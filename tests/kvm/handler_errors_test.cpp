@@ -1,0 +1,64 @@
+// A handler that fails says why, and the VM's stop message carries it (C++ and C).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "kvm_fixture.hpp"
+#include "sel4vm/arch/ioports.h"
+#include "sel4vm/boot.h"
+#include "sel4vm/guest_vm.h"
+#include "sel4vm/guestvm.h"
+
+namespace guestvm {
+namespace {
+
+TEST(HandlerErrors, APortHandlersReasonReachesTheStopMessage) {
+    GUESTVM_REQUIRE_KVM(host);
+    std::uint64_t entry = 0;
+    auto vm = test::make_vm(host, "bad_port", 1, nullptr, &entry, 4 << 20);
+    ASSERT_TRUE(vm);
+    ASSERT_TRUE(vm->add_io_handler(0x1234, 1, "doorbell", [](ExitContext &ctx, IoAccess &a) {
+        return ctx.fail(Error(Errc::kBadState, fmt::format("doorbell rang with {:#x}", a.data[0])));
+    }));
+    ASSERT_TRUE(vm->start_core(0, entry, 0));
+    StopInfo stop = vm->run();
+    EXPECT_EQ(stop.reason, StopReason::kError);
+    EXPECT_EQ(stop.vcpu, 0);
+    EXPECT_EQ(
+        stop.message.rfind("handler for port 0x1234 failed: doorbell rang with 0x5a on vCPU 0 "
+                           "at RIP 0x",
+                           0),
+        0u)
+        << stop.message;
+}
+
+ioport_fault_result_t refuse(vm_vcpu_t *, void *, unsigned int, unsigned int, unsigned int) {
+    return IO_FAULT_ERROR;
+}
+
+TEST(HandlerErrors, ACHandlersErrorAnswerIsNamedInTheStopReason) {
+    GUESTVM_REQUIRE_KVM(host);
+    auto vm = std::make_unique<vm_t>();
+    guestvm_vm_options_t opts{};
+    opts.ram_bytes = 4u << 20;
+    ASSERT_EQ(guestvm_vm_init(vm.get(), "c-errors", &opts), 0) << guestvm_last_error();
+    ASSERT_EQ(guestvm_vm_load_elf(vm.get(), test::guest_path("bad_port").c_str()), 0)
+        << guestvm_last_error();
+    vm_ioport_interface_t iface{nullptr, nullptr, refuse, "refuser"};
+    ASSERT_EQ(vm_io_port_add_handler(vm.get(), vm_ioport_range_t{0x1234, 0x1234}, iface), 0);
+    vm_vcpu_t *v0 = vm_create_vcpu(vm.get(), 50);
+    ASSERT_NE(v0, nullptr) << guestvm_last_error();
+    ASSERT_EQ(vcpu_start(v0), 0) << guestvm_last_error();
+    EXPECT_EQ(vm_run(vm.get()), -1);
+    char message[256] = {};
+    EXPECT_EQ(guestvm_vm_stop_reason(vm.get(), message, sizeof message), GUESTVM_STOP_ERROR);
+    const std::string why(message);
+    EXPECT_NE(why.find("IO_FAULT_ERROR"), std::string::npos) << why;
+    EXPECT_NE(why.find("a write to port 0x1234"), std::string::npos) << why;
+    vm_destroy(vm.get());
+}
+
+}  // namespace
+}  // namespace guestvm
