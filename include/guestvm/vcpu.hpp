@@ -4,6 +4,7 @@
 #pragma GCC visibility push(default)
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -121,8 +122,9 @@ class Vcpu {
     Status apply_thread_attributes_locked();
     /// VM stop: mark stopped and make the thread leave (returns at once).
     void request_stop();
-    /// Like request_stop(), then waits for the thread and joins it.
-    void stop_and_join();
+    /// Like request_stop(), then waits for the thread and joins it; kTimeout (thread not joined)
+    /// if it is still in an exit handler at `deadline`. No deadline: waits as long as it takes.
+    Status stop_and_join(std::optional<std::chrono::steady_clock::time_point> deadline);
     /// Called by the run loop on CPU_OFF from the guest (state → kOff).
     void go_off();
     void count(ExitKind kind) noexcept;

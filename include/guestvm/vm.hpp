@@ -5,6 +5,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,6 +35,9 @@ struct VmConfig {
     BootMode boot_mode = BootMode::kLong64;
     UnhandledIoPolicy unhandled_io = UnhandledIoPolicy::kStopVm;
     VcpuStateObserver vcpu_state_observer;  ///< optional
+    /// How long run() waits for each vCPU thread to leave its exit handler once the VM stops;
+    /// past it run() answers kError naming the vCPU (the destructor still waits for it).
+    std::chrono::milliseconds stop_timeout{5000};
     /// Told when a vCPU is assigned a core, or -1 when a failed start_core undoes its claim
     /// (under the VM's assignment lock). Optional.
     std::function<void(Vcpu &vcpu, int core)> vcpu_assign_observer;
@@ -152,7 +156,8 @@ class Vm {
     Status set_event_handler(ExitEvent::Kind kind, EventHandler h);
 
     // ---- lifecycle ----
-    /// Blocks until the VM stops, then joins every vCPU thread and returns why it stopped.
+    /// Blocks until the VM stops, then joins every vCPU thread and returns why it stopped
+    /// (kError naming the vCPU when one is still in an exit handler after stop_timeout).
     /// From the call on, the VM also stops when no vCPU is online (kAllVcpusOff), at once if
     /// none is online when it is called; before it, vCPUs may go off while others are started.
     StopInfo run();
@@ -182,7 +187,7 @@ class Vm {
     friend class Vcpu;
 
     Status setup();
-    void join_all();
+    Status join_all(std::optional<std::chrono::steady_clock::time_point> deadline);
     void notify_vcpu_state(Vcpu &vcpu, VcpuState state) {
         if (config_.vcpu_state_observer) config_.vcpu_state_observer(vcpu, state);
     }

@@ -51,7 +51,7 @@ void Vcpu::count(ExitKind kind) noexcept {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-Vcpu::~Vcpu() { stop_and_join(); }
+Vcpu::~Vcpu() { (void)stop_and_join(std::nullopt); }  // no deadline: cannot fail
 
 // The one place that knows which lifecycle transitions are legal.
 bool Vcpu::set_state_locked(VcpuState to) {
@@ -329,20 +329,29 @@ void Vcpu::request_stop() {
     s_->cv_.notify_all();
 }
 
-void Vcpu::stop_and_join() {
+Status Vcpu::stop_and_join(std::optional<std::chrono::steady_clock::time_point> deadline) {
     {
         std::unique_lock lock(s_->mutex_);
         s_->exit_thread_ = true;
         set_state_locked(VcpuState::kStopped);
-        if (!s_->thread_.joinable()) return;
-        if (s_->thread_.get_id() == std::this_thread::get_id()) return;  // cannot join itself
+        if (!s_->thread_.joinable()) return {};
+        if (s_->thread_.get_id() == std::this_thread::get_id()) return {};  // cannot join itself
         s_->cv_.notify_all();
         while (!s_->thread_done_) {
+            // A kick takes the thread out of KVM_RUN at once; only an exit handler of the VMM's
+            // that does not return can hold it here.
+            if (deadline && std::chrono::steady_clock::now() > *deadline) {
+                return make_error(Errc::kTimeout,
+                                  fmt::format("vCPU {} did not stop in time: an exit handler on "
+                                              "its thread has not returned",
+                                              id_.value()));
+            }
             if (s_->in_guest_) kick_locked();
             s_->cv_.wait_for(lock, kKickRetry);
         }
     }
     s_->thread_.join();
+    return {};
 }
 
 void Vcpu::thread_main() {

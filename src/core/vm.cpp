@@ -77,7 +77,7 @@ Status Vm::ensure_boot_tables() {
 
 Vm::~Vm() {
     stop({StopReason::kRequested, "VM destroyed"});
-    join_all();
+    (void)join_all(std::nullopt);  // no deadline: cannot fail
     // Delete every capability before the objects they name go away.
     for (auto &v : s_->owned_) {
         (void)host_->cspace().remove(v->tcb_cap_);
@@ -350,10 +350,11 @@ std::optional<StopInfo> Vm::stop_info() const {
     return s_->stop_info_;
 }
 
-void Vm::join_all() {
+Status Vm::join_all(std::optional<std::chrono::steady_clock::time_point> deadline) {
     std::lock_guard lock(s_->join_mutex_);
     const int count = vcpu_count();
-    for (int i = 0; i < count; ++i) vcpu(i)->stop_and_join();
+    for (int i = 0; i < count; ++i) GUESTVM_TRY(vcpu(i)->stop_and_join(deadline));
+    return {};
 }
 
 Status Vm::post(std::function<void()> task) {
@@ -389,8 +390,16 @@ StopInfo Vm::run() {
         }
         s_->tasks_.clear();
     }
-    join_all();
+    auto joined = join_all(std::chrono::steady_clock::now() + config_.stop_timeout);
     std::lock_guard lock(s_->stop_mutex_);
+    if (!joined) {
+        // run() returns rather than hang; the destructor still waits for the thread.
+        const StopInfo &why = *s_->stop_info_;
+        return {StopReason::kError,
+                fmt::format("{} after the VM stopped ({}: {})", joined.error().message(),
+                            stop_reason_name(why.reason), why.message),
+                why.vcpu};
+    }
     return *s_->stop_info_;
 }
 

@@ -2,8 +2,11 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "kvm_fixture.hpp"
 #include "sel4vm/arch/ioports.h"
@@ -32,6 +35,35 @@ TEST(HandlerErrors, APortHandlersReasonReachesTheStopMessage) {
                            0),
         0u)
         << stop.message;
+}
+
+TEST(HandlerErrors, RunReturnsWhenAHandlerDoesNotAndNamesTheVcpu) {
+    GUESTVM_REQUIRE_KVM(host);
+    using namespace std::chrono_literals;
+    MachineConfig config = test::config("stuck", 4 << 20, 1);
+    config.stop_timeout = 100ms;
+    auto vm = build_machine(host, config);
+    ASSERT_TRUE(vm);
+    auto image = read_file(test::guest_path("bad_port"));
+    ASSERT_TRUE(image);
+    auto loaded = load_elf((*vm)->vspace(), *image);
+    ASSERT_TRUE(loaded);
+    std::atomic<bool> entered{false};
+    ASSERT_TRUE((*vm)->add_io_handler(0x1234, 1, "slow", [&](ExitContext &, IoAccess &) {
+        entered = true;
+        std::this_thread::sleep_for(1s);  // a VMM handler that takes its time
+        return ExitAction::kContinue;
+    }));
+    ASSERT_TRUE((*vm)->start_core(0, loaded->entry.rip, 0));
+    while (!entered) std::this_thread::sleep_for(1ms);
+    (*vm)->stop();
+    const auto t0 = std::chrono::steady_clock::now();
+    StopInfo stop = (*vm)->run();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 800ms);
+    EXPECT_EQ(stop.reason, StopReason::kError);
+    EXPECT_NE(stop.message.find("vCPU 0 did not stop in time"), std::string::npos) << stop.message;
+    EXPECT_NE(stop.message.find("requested"), std::string::npos) << stop.message;
+    vm->reset();  // waits for the handler, then frees everything
 }
 
 ioport_fault_result_t refuse(vm_vcpu_t *, void *, unsigned int, unsigned int, unsigned int) {
