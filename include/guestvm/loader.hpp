@@ -88,7 +88,8 @@ Result<LoadPlan> plan_flat(std::span<const std::uint8_t> image, std::span<const 
 struct LinuxBootOptions {
     std::string cmdline;
     std::span<const std::uint8_t> initrd;  ///< empty: none
-    /// Largest kernel a bzImage's payload may decompress to (PVH).
+    /// Largest kernel a bzImage's payload may decompress to (PVH); the guest's RAM bounds it
+    /// further.
     std::uint64_t max_kernel_bytes = 1ull << 30;
 };
 
@@ -132,8 +133,9 @@ enum class Compression : std::uint8_t { kNone, kGzip, kXz, kLzma, kZstd, kLz4, k
 const char *compression_name(Compression c) noexcept;
 Compression detect_compression(std::span<const std::uint8_t> data) noexcept;
 /// Decompresses a kernel payload (gzip, xz, lzma, zstd or LZ4 legacy, each followed by the
-/// 32-bit size the kernel build appends) and checks the result against that size. Refuses
-/// output larger than `max_output`.
+/// 32-bit size the kernel build appends) and checks the result against that size. Refuses a
+/// stated size larger than `max_output`. The output buffer grows as data is decoded, so memory
+/// follows the real output, never merely the size the payload states.
 Result<std::vector<std::uint8_t>> decompress_kernel(std::span<const std::uint8_t> payload,
                                                     std::uint64_t max_output = 1ull << 30);
 
@@ -147,8 +149,45 @@ Status write_plan(GuestVSpace &memory, const LoadPlan &plan);
 /// pieces refer to `image`.
 Result<LoadPlan> load_elf(GuestVSpace &memory, std::span<const std::uint8_t> image);
 
-/// Reads a whole file (a clear error naming the path when it cannot).
-Result<std::vector<std::uint8_t>> read_file(const std::string &path);
+/// A guest image file mapped read-only: checked before anything is read, so a file too large
+/// for the guest, a FIFO, a directory or a device is refused by its metadata alone. Pages are
+/// read when a planner touches them. Move-only; unmaps on destruction. Keep it alive as long as
+/// a plan refers to its bytes.
+class ImageFile {
+  public:
+    /// Opens `path` and maps it, or refuses (naming the file) when it is not a regular file
+    /// (kInvalidArgument) or is larger than `max_bytes` (kResourceExhausted, naming both sizes
+    /// — e.g. the guest's RAM, which no image larger than it could fit).
+    static Result<ImageFile> open(const std::string &path, std::uint64_t max_bytes);
+
+    ImageFile() = default;
+    ImageFile(const ImageFile &) = delete;
+    ImageFile &operator=(const ImageFile &) = delete;
+    ImageFile(ImageFile &&other) noexcept;
+    ImageFile &operator=(ImageFile &&other) noexcept;
+    ~ImageFile();
+
+    std::span<const std::uint8_t> bytes() const noexcept { return {data_, size_}; }
+    const std::string &path() const noexcept { return path_; }
+
+  private:
+    void reset() noexcept;
+    std::string path_;
+    const std::uint8_t *data_ = nullptr;  // null for an empty file (nothing mapped)
+    std::size_t size_ = 0;
+};
+
+/// Largest file read_file reads unless told otherwise.
+inline constexpr std::uint64_t kReadFileDefaultMax = 1ull << 30;
+
+/// Reads a whole regular file of at most `max_bytes` into memory, with ImageFile::open's checks
+/// and errors. For small files (tests, examples); guest images are better mapped with
+/// ImageFile.
+Result<std::vector<std::uint8_t>> read_file(const std::string &path,
+                                            std::uint64_t max_bytes = kReadFileDefaultMax);
+
+/// Total bytes of `ram`: the bound for any one image loaded into it.
+std::uint64_t ram_total(std::span<const RamRange> ram) noexcept;
 
 }  // namespace guestvm
 

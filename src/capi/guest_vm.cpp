@@ -303,9 +303,10 @@ int guestvm_vm_load_elf(vm_t *vm, const char *path) {
     return guarded(-1, [&] {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr || path == nullptr) return fail("guestvm_vm_load_elf: NULL argument");
-        auto image = guestvm::read_file(path);
+        auto image =
+            guestvm::ImageFile::open(path, guestvm::ram_total(guestvm::ram_ranges(v->vspace())));
         if (!image) return fail(image.error());
-        auto loaded = guestvm::load_elf(v->vspace(), *image);
+        auto loaded = guestvm::load_elf(v->vspace(), image->bytes());
         if (!loaded) return fail(loaded.error());
         vm->entry = loaded->entry.rip;
         v->set_boot_mode(loaded->entry.mode);

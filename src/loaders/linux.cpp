@@ -152,11 +152,11 @@ Result<BzImageHeader> parse_bzimage(std::span<const std::uint8_t> image) {
         header_end > h.setup_bytes) {
         return malformed(kBzKind, "the setup header's length (its jump) is inconsistent");
     }
-    h.header = image.subspan(kSetupSects, header_end - kSetupSects);
     if (h.setup_bytes >= image.size()) {
         return malformed(kBzKind, fmt::format("{} setup sectors leave no kernel in {} bytes",
                                               h.setup_sects, image.size()));
     }
+    h.header = image.subspan(kSetupSects, header_end - kSetupSects);  // header_end < size
     h.protected_mode = image.subspan(h.setup_bytes);
     const std::uint64_t offset = *read_le<std::uint32_t>(image, kPayloadOffset);
     const std::uint64_t length = *read_le<std::uint32_t>(image, kPayloadLength);
@@ -182,8 +182,17 @@ Result<LoadPlan> plan_linux_pvh(std::span<const std::uint8_t> kernel,
     std::span<const std::uint8_t> vmlinux = kernel;
     if (looks_like_bzimage(kernel)) {
         GUESTVM_TRY_ASSIGN(header, parse_bzimage(kernel));
-        GUESTVM_TRY_ASSIGN(unpacked, decompress_kernel(header.payload, options.max_kernel_bytes));
-        auto owned = std::make_shared<const std::vector<std::uint8_t>>(std::move(unpacked));
+        // The vmlinux must fit in guest RAM: never decode (or allocate) more than it holds.
+        const std::uint64_t ram_bytes = ram_total(ram);
+        auto unpacked =
+            decompress_kernel(header.payload, std::min(options.max_kernel_bytes, ram_bytes));
+        if (!unpacked) {
+            Error e = std::move(unpacked).error();
+            if (ram_bytes >= options.max_kernel_bytes) return std::unexpected(std::move(e));
+            return std::unexpected(std::move(e).context(
+                fmt::format("bzImage for {:#x} bytes of guest RAM", ram_bytes)));
+        }
+        auto owned = std::make_shared<const std::vector<std::uint8_t>>(std::move(*unpacked));
         vmlinux = *owned;
         plan.owned.push_back(std::move(owned));
     }

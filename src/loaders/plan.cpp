@@ -4,6 +4,18 @@
 
 #include "loaders/loader_util.hpp"
 
+namespace guestvm {
+
+std::uint64_t ram_total(std::span<const RamRange> ram) noexcept {
+    std::uint64_t total = 0;
+    for (const RamRange &r : ram) {
+        total = r.size > ~std::uint64_t{0} - total ? ~std::uint64_t{0} : total + r.size;
+    }
+    return total;
+}
+
+}  // namespace guestvm
+
 namespace guestvm::loaders {
 
 std::unexpected<Error> malformed(std::string_view kind, std::string what) {

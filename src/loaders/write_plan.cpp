@@ -1,15 +1,10 @@
-// The VM-facing half of the loaders: RAM layout in, plan out to guest memory, files in.
-#include <fcntl.h>
-#include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// The VM-facing half of the loaders: RAM layout in, plan out to guest memory.
 
 #include <algorithm>
 #include <cstring>
 
 #include "guestvm/loader.hpp"
 #include "guestvm/vspace.hpp"
-#include "kvm/unique_fd.hpp"
 
 namespace guestvm {
 
@@ -59,27 +54,6 @@ Result<LoadPlan> load_elf(GuestVSpace &memory, std::span<const std::uint8_t> ima
     GUESTVM_TRY_ASSIGN(plan, plan_elf(image, ram));
     GUESTVM_TRY(write_plan(memory, plan));
     return plan;
-}
-
-Result<std::vector<std::uint8_t>> read_file(const std::string &path) {
-    kvm::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) return errno_error(fmt::format("open {}", path));
-    struct stat st {};
-    if (::fstat(fd.get(), &st) < 0) return errno_error(fmt::format("stat {}", path));
-    if (!S_ISREG(st.st_mode)) {
-        return make_error(Errc::kInvalidArgument, fmt::format("{} is not a regular file", path));
-    }
-    std::vector<std::uint8_t> data(static_cast<std::size_t>(st.st_size));
-    std::size_t done = 0;
-    while (done < data.size()) {
-        ssize_t n = ::read(fd.get(), data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno_error(fmt::format("read {}", path));
-        if (n == 0) break;
-        done += static_cast<std::size_t>(n);
-    }
-    data.resize(done);
-    return data;
 }
 
 }  // namespace guestvm

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "kvm_fixture.hpp"
+#include "support/images.hpp"
 
 namespace guestvm {
 namespace {
@@ -27,9 +30,11 @@ struct Ran {
     std::string out;  // stdout + stderr
 };
 
-Ran run_cli(const std::string &args, bool merge_stderr = true) {
+// With `kill_after` seconds, coreutils' timeout kills a CLI that runs longer (status 124).
+Ran run_cli(const std::string &args, bool merge_stderr = true, int kill_after = 0) {
     std::string cmd =
-        fmt::format("{} {}{}", GUESTVM_CLI, args, merge_stderr ? " 2>&1" : " 2>/dev/null");
+        fmt::format("{}{} {}{}", kill_after > 0 ? fmt::format("timeout {} ", kill_after) : "",
+                    GUESTVM_CLI, args, merge_stderr ? " 2>&1" : " 2>/dev/null");
     Ran r{-1, {}};
     FILE *p = ::popen(cmd.c_str(), "r");
     if (p == nullptr) return r;
@@ -43,12 +48,15 @@ Ran run_cli(const std::string &args, bool merge_stderr = true) {
 
 struct RanMeasured {
     int status = -1;
-    std::string out;  // stdout only
+    std::string out;  // stdout only, or stdout + stderr
     long peak_rss_kib = -1;
+    double seconds = -1;  // from spawn to exit
 };
 
 // Runs the CLI without a shell in between, so that wait4 reports the CLI's own peak RSS.
-RanMeasured run_cli_measured(std::vector<std::string> args) {
+// stderr goes to /dev/null, or with `merge_stderr` into `out`.
+RanMeasured run_cli_measured(std::vector<std::string> args, bool merge_stderr = false) {
+    const auto started = std::chrono::steady_clock::now();
     RanMeasured r;
     args.insert(args.begin(), GUESTVM_CLI);
     std::vector<char *> argv;
@@ -59,7 +67,11 @@ RanMeasured run_cli_measured(std::vector<std::string> args) {
     posix_spawn_file_actions_t actions;
     ::posix_spawn_file_actions_init(&actions);
     ::posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    ::posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    if (merge_stderr) {
+        ::posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
+    } else {
+        ::posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    }
     pid_t pid = -1;
     const int spawned = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
     ::posix_spawn_file_actions_destroy(&actions);
@@ -74,8 +86,38 @@ RanMeasured run_cli_measured(std::vector<std::string> args) {
     if (spawned != 0 || ::wait4(pid, &st, 0, &usage) != pid) return r;
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     r.peak_rss_kib = usage.ru_maxrss;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return r;
 }
+
+// A directory of its own under the test's temporary directory, removed at the end.
+class TempFiles {
+  public:
+    explicit TempFiles(const std::string &name)
+        : dir_(std::filesystem::path(::testing::TempDir()) /
+               (name + "_" + std::to_string(::getpid()))) {
+        std::filesystem::create_directories(dir_);
+    }
+    ~TempFiles() { std::filesystem::remove_all(dir_); }
+    std::string path(const std::string &name) const { return (dir_ / name).string(); }
+    // A sparse file: its size costs no disk and no memory unless something reads it.
+    std::string sparse(const std::string &name, std::uint64_t size) const {
+        const std::string p = path(name);
+        std::ofstream{p};
+        EXPECT_EQ(::truncate(p.c_str(), static_cast<off_t>(size)), 0);
+        return p;
+    }
+    std::string write(const std::string &name, const std::vector<std::uint8_t> &bytes) const {
+        const std::string p = path(name);
+        std::ofstream(p, std::ios::binary)
+            .write(reinterpret_cast<const char *>(bytes.data()),
+                   static_cast<std::streamsize>(bytes.size()));
+        return p;
+    }
+
+  private:
+    std::filesystem::path dir_;
+};
 
 TEST(Cli, HelpAndBadFlags) {
     Ran help = run_cli("--help");
@@ -324,6 +366,89 @@ TEST(Cli, JsonKeepsABoundedTailOfAGuestThatPrintsForever) {
         std::string("\xff") + "0" + std::string(16, '\n') + "\xff" + "1\n";
     EXPECT_EQ(text.out.rfind(first_groups, 0), 0u);
     EXPECT_GT(std::count(text.out.begin(), text.out.end(), '\n'), 1000);
+}
+
+// A sparse file far larger than the guest's RAM, as each kind of image: refused from its size
+// in one line naming it and both sizes, at once and without reading it. (A 1 TiB file was
+// "internal error: std::bad_alloc"; a 256 MiB one was read whole before "no ELF magic".)
+TEST(Cli, ImagesLargerThanGuestRamAreRefusedUnread) {
+    GUESTVM_REQUIRE_KVM(host);
+    TempFiles dir("cli_images");
+    const std::string tiny = test::guest_path("tiny");
+    RanMeasured quiet = run_cli_measured({"run", "--mem", "64M", tiny});
+    ASSERT_EQ(quiet.status, 0);
+    const std::pair<std::string, const char *> files[] = {
+        {dir.sparse("huge.img", 1ull << 40), "1099511627776 bytes (1 TiB)"},
+        {dir.sparse("over.img", 256u << 20), "268435456 bytes (256 MiB)"}};
+    for (const auto &[file, size] : files) {
+        for (std::vector<std::string> args :
+             std::vector<std::vector<std::string>>{{file},
+                                                   {"--flat", file},
+                                                   {"--kernel", file},
+                                                   {"--kernel", tiny, "--initrd", file}}) {
+            args.insert(args.begin(), {"run", "--mem", "64M"});
+            SCOPED_TRACE(fmt::format("{}", fmt::join(args, " ")));
+            RanMeasured r = run_cli_measured(args, true);
+            EXPECT_EQ(r.status, 1) << r.out;
+            EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+            for (const std::string &want :
+                 {file, std::string(size), std::string("67108864 bytes")}) {
+                EXPECT_NE(r.out.find(want), std::string::npos) << r.out;
+            }
+            EXPECT_LT(r.seconds, 1.0);
+            EXPECT_LT(r.peak_rss_kib, quiet.peak_rss_kib + 16 * 1024)
+                << "a run of tiny peaked at " << quiet.peak_rss_kib << " KiB";
+        }
+    }
+}
+
+// A FIFO (whose open waited for a writer forever), a directory and a device are refused with
+// what they are, as a guest and as an initrd.
+TEST(Cli, ImagesThatAreNotRegularFilesAreRefused) {
+    GUESTVM_REQUIRE_KVM(host);
+    TempFiles dir("cli_fifo");
+    const std::string fifo = dir.path("fifo");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    std::filesystem::create_directory(dir.path("sub"));
+    const std::pair<std::string, const char *> cases[] = {{fifo, "is a FIFO"},
+                                                          {dir.path("sub"), "is a directory"},
+                                                          {"/dev/zero", "is a character device"}};
+    for (const auto &[file, what] : cases) {
+        for (const std::string &args :
+             {file, "--kernel " + test::guest_path("tiny") + " --initrd " + file}) {
+            SCOPED_TRACE(args);
+            Ran r = run_cli("run --mem 64M " + args, true, 10);
+            EXPECT_EQ(r.status, 1) << r.out;
+            EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+            EXPECT_NE(r.out.find(file + " " + what), std::string::npos) << r.out;
+        }
+    }
+}
+
+// A 2 KiB bzImage whose gzip payload states 1 GiB but holds 4 KiB: with 512 MiB of guest RAM
+// it is refused from the stated size; with 2 GiB it decodes what is there and is refused,
+// peaking far below 1 GiB (zero-filling the stated size peaked at 1.05 GB).
+TEST(Cli, KernelPayloadStatingMoreThanItHoldsCostsWhatItHolds) {
+    GUESTVM_REQUIRE_KVM(host);
+    TempFiles dir("cli_bomb");
+    test_images::Bytes payload = test_images::gzip(test_images::sample(4096));
+    test_images::put<std::uint32_t>(payload, payload.size() - 4, 1u << 30);
+    const std::string bomb = dir.write("bomb.bzImage", test_images::make_bzimage(0x20f, payload));
+    RanMeasured quiet = run_cli_measured({"run", "--mem", "2G", test::guest_path("tiny")});
+    ASSERT_EQ(quiet.status, 0);
+    RanMeasured small = run_cli_measured({"run", "--kernel", bomb}, true);
+    EXPECT_EQ(small.status, 1) << small.out;
+    EXPECT_EQ(std::count(small.out.begin(), small.out.end(), '\n'), 1) << small.out;
+    EXPECT_NE(small.out.find("states 0x40000000 bytes"), std::string::npos) << small.out;
+    EXPECT_NE(small.out.find("0x20000000 bytes of guest RAM"), std::string::npos) << small.out;
+    RanMeasured big = run_cli_measured({"run", "--mem", "2G", "--kernel", bomb}, true);
+    EXPECT_EQ(big.status, 1) << big.out;
+    EXPECT_EQ(std::count(big.out.begin(), big.out.end(), '\n'), 1) << big.out;
+    EXPECT_NE(big.out.find("0x1000 bytes decoded"), std::string::npos) << big.out;
+    for (const RanMeasured *r : {&small, &big}) {
+        EXPECT_LT(r->peak_rss_kib, quiet.peak_rss_kib + 32 * 1024)
+            << "a run of tiny peaked at " << quiet.peak_rss_kib << " KiB";
+    }
 }
 
 }  // namespace

@@ -3,9 +3,12 @@
 // interrupt and VMM-raised IRQs through the in-kernel irqchip, and failed loads leaving no trace.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -271,6 +274,38 @@ TEST(Loaders, AFailedLoadWritesNothing) {
     EXPECT_NE(std::string(guestvm_last_error()).find("no ELF magic"), std::string::npos);
     EXPECT_EQ(cvm.entry, 0x1234u);
     EXPECT_EQ(vm_destroy(&cvm), 0);
+}
+
+// The C API maps an ELF and checks its size against the guest's RAM first: a 1 TiB sparse file
+// is refused at once by name and both sizes (it was "std::bad_alloc"), as is a directory, and
+// a guest image still loads.
+TEST(Loaders, CApiRefusesAnImageLargerThanGuestRamUnread) {
+    GUESTVM_REQUIRE_KVM(host);
+    const auto dir =
+        std::filesystem::path(::testing::TempDir()) / ("capi_images_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string huge = (dir / "huge.elf").string();
+    std::ofstream{huge};
+    ASSERT_EQ(::truncate(huge.c_str(), static_cast<off_t>(1ull << 40)), 0);
+    vm_t cvm{};
+    guestvm_vm_options_t opts{};
+    opts.ram_bytes = 4 << 20;
+    ASSERT_EQ(guestvm_vm_init(&cvm, "c", &opts), 0) << guestvm_last_error();
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(guestvm_vm_load_elf(&cvm, huge.c_str()), -1);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
+    const std::string error = guestvm_last_error();
+    for (const std::string &want :
+         {huge, std::string("1099511627776 bytes (1 TiB)"), std::string("4194304 bytes (4 MiB)")}) {
+        EXPECT_NE(error.find(want), std::string::npos) << error;
+    }
+    EXPECT_EQ(guestvm_vm_load_elf(&cvm, dir.c_str()), -1);
+    EXPECT_NE(std::string(guestvm_last_error()).find("is a directory"), std::string::npos)
+        << guestvm_last_error();
+    EXPECT_EQ(guestvm_vm_load_elf(&cvm, guest_file("tiny.elf").c_str()), 0) << guestvm_last_error();
+    EXPECT_NE(cvm.entry, 0u);
+    EXPECT_EQ(vm_destroy(&cvm), 0);
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -4,8 +4,12 @@
 
 #include <elf.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +24,39 @@ void expect_malformed(const Result<LoadPlan> &plan, const std::string &needle) {
     ASSERT_FALSE(plan) << "accepted; wanted an error containing \"" << needle << "\"";
     EXPECT_EQ(plan.error().code(), Errc::kMalformedImage) << plan.error().message();
     EXPECT_NE(plan.error().message().find(needle), std::string::npos) << plan.error().message();
+}
+
+// How far this process's resident memory peaks above where it stood when constructed: the
+// kernel's high-water mark is reset to the current RSS (clear_refs 5) and read back later.
+class PeakGrowth {
+  public:
+    PeakGrowth() {
+        std::ofstream("/proc/self/clear_refs") << "5";
+        start_kib_ = field("VmRSS:");
+    }
+    std::uint64_t kib() const { return field("VmHWM:") - std::min(start_kib_, field("VmHWM:")); }
+
+  private:
+    static std::uint64_t field(const std::string &name) {
+        std::ifstream status("/proc/self/status");
+        for (std::string key; status >> key;) {
+            if (key == name) {
+                std::uint64_t v = 0;
+                status >> v;
+                return v;
+            }
+            status.ignore(1 << 12, '\n');
+        }
+        return 0;
+    }
+    std::uint64_t start_kib_ = 0;
+};
+
+// A payload that really decodes to `real`'s bytes but states 1 GiB in the trailer the kernel
+// build appends (for gzip, its own length field).
+Bytes claiming_1gib(Bytes packed) {
+    put<std::uint32_t>(packed, packed.size() - 4, 1u << 30);
+    return packed;
 }
 
 TEST(PlanElf, PlacesSegmentsAndEntersLongMode) {
@@ -266,6 +303,37 @@ TEST(PlanLinux, RefusesBadBzImages) {
     EXPECT_NE(no_room.error().message().find("needs"), std::string::npos);
 }
 
+// A file shorter than the header its jump claims: the header is not taken from past the end
+// (a span past a buffer aborts with _GLIBCXX_ASSERTIONS, as the asan preset builds).
+TEST(PlanLinux, HeaderLongerThanTheFileIsRefused) {
+    Bytes good = make_bzimage(0x20f, Bytes(16, 0));
+    Bytes cut(good.begin(), good.begin() + 0x264);  // the jump says the header ends at 0x26c
+    auto h = parse_bzimage(cut);
+    ASSERT_FALSE(h);
+    EXPECT_NE(h.error().message().find("setup sectors"), std::string::npos) << h.error().message();
+    expect_malformed(plan_linux_bzimage(cut, {}, kRam64M), "setup sectors");
+}
+
+// A 2 KiB bzImage whose payload claims 1 GiB is refused by the guest's 64 MiB of RAM before
+// anything is allocated, and with RAM enough it costs only what it really decodes to.
+TEST(PlanLinux, PvhPayloadClaimingMoreThanGuestRamIsRefusedUnallocated) {
+    Bytes bz = make_bzimage(0x20f, claiming_1gib(gzip(sample(4096))));
+    PeakGrowth peak;
+    auto plan = plan_linux_pvh(bz, {}, kRam64M);
+    ASSERT_FALSE(plan);
+    EXPECT_EQ(plan.error().code(), Errc::kMalformedImage);
+    EXPECT_NE(plan.error().message().find("0x40000000"), std::string::npos)
+        << plan.error().message();
+    EXPECT_NE(plan.error().message().find("0x4000000 bytes of guest RAM"), std::string::npos)
+        << plan.error().message();
+    const std::vector<RamRange> big{{0, 4ull << 30}};  // the 1 GiB default limit applies
+    plan = plan_linux_pvh(bz, {}, big);
+    ASSERT_FALSE(plan);
+    EXPECT_NE(plan.error().message().find("0x1000 bytes decoded"), std::string::npos)
+        << plan.error().message();
+    EXPECT_LT(peak.kib(), 32u << 10) << "KiB above the start";
+}
+
 TEST(PlanLinux, RelocatableKernelMovesWhenPrefAddressIsNotRam) {
     Bytes bz = make_bzimage(0x20f, Bytes(16, 0));
     const std::vector<RamRange> ram{{0, 12 << 20}};  // no RAM at 16 MiB
@@ -317,6 +385,44 @@ TEST(Decompress, EveryKernelFormatRoundTrips) {
     }
 }
 
+// Every format: a payload that states 1 GiB but decodes to 4 KiB is refused, and memory
+// follows what it decodes to, not what it states (zero-filling the stated size peaked ~1 GiB).
+TEST(Decompress, MemoryFollowsTheRealOutputNotTheStatedSize) {
+    const Bytes data = sample(4096);
+    const Bytes packed[] = {lz4_legacy(data), xz(data, false), xz(data, true), zstd(data),
+                            gzip(data)};
+    PeakGrowth peak;
+    for (const Bytes &p : packed) {
+        auto out = decompress_kernel(claiming_1gib(p), 1u << 30);
+        ASSERT_FALSE(out) << compression_name(detect_compression(p));
+        EXPECT_EQ(out.error().code(), Errc::kMalformedImage);
+        // gzip's own trailer states the size too: zlib finds the mismatch first.
+        EXPECT_NE(out.error().message().find("0x1000 bytes decoded"), std::string::npos)
+            << out.error().message();
+    }
+    EXPECT_LT(peak.kib(), 32u << 10) << "KiB above the start";
+}
+
+// Payloads that decode to far more than their own size (here 32 MiB of zeros) grow the output
+// as they go and still come out whole.
+TEST(Decompress, HighlyCompressedPayloadsGrowTheirOutput) {
+    const Bytes data(32u << 20, 0);
+    const Bytes packed[] = {lz4_legacy(data), xz(data, false), xz(data, true), zstd(data),
+                            gzip(data)};
+    for (const Bytes &p : packed) {
+        SCOPED_TRACE(compression_name(detect_compression(p)));
+        ASSERT_LT(p.size() * 16, data.size());
+        auto out = decompress_kernel(p);
+        ASSERT_TRUE(out) << out.error().message();
+        EXPECT_TRUE(*out == data);
+        // Stating one byte less is refused as the output passes it.
+        Bytes low = p;
+        put<std::uint32_t>(low, low.size() - 4, static_cast<std::uint32_t>(data.size() - 1));
+        auto refused = decompress_kernel(low);
+        ASSERT_FALSE(refused);
+    }
+}
+
 TEST(Decompress, UnsupportedAndUnknownFormatsAreNamed) {
     Bytes bz2{'B', 'Z', 'h', '9', 1, 2, 3, 4, 5, 6, 7, 8};
     auto r = decompress_kernel(bz2);
@@ -333,6 +439,90 @@ TEST(Decompress, UnsupportedAndUnknownFormatsAreNamed) {
     r = decompress_kernel(lz4);
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message().find("does not fit"), std::string::npos);
+}
+
+// ---- image files ----
+
+class ImageFiles : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir_ = std::filesystem::path(::testing::TempDir()) /
+               ("image_files_" + std::to_string(::getpid()));
+        std::filesystem::create_directories(dir_);
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::string path(const char *name) const { return (dir_ / name).string(); }
+    // A sparse file: its size costs no disk and no memory unless something reads it.
+    std::string sparse(const char *name, std::uint64_t size) const {
+        const std::string p = path(name);
+        std::ofstream{p};
+        EXPECT_EQ(::truncate(p.c_str(), static_cast<off_t>(size)), 0);
+        return p;
+    }
+    std::filesystem::path dir_;
+};
+
+TEST_F(ImageFiles, MapsARegularFileReadOnly) {
+    const std::string p = path("image.bin");
+    std::ofstream(p, std::ios::binary) << "guest image bytes";
+    auto f = ImageFile::open(p, 64 << 20);
+    ASSERT_TRUE(f) << f.error().message();
+    EXPECT_EQ(f->path(), p);
+    const auto b = f->bytes();
+    EXPECT_EQ(std::string(b.begin(), b.end()), "guest image bytes");
+    ImageFile moved = std::move(*f);
+    EXPECT_TRUE(f->bytes().empty());
+    EXPECT_EQ(moved.bytes().data(), b.data());
+    auto empty = ImageFile::open(sparse("empty.bin", 0), 0);
+    ASSERT_TRUE(empty) << empty.error().message();
+    EXPECT_TRUE(empty->bytes().empty());
+    auto copy = read_file(p);
+    ASSERT_TRUE(copy);
+    EXPECT_EQ(std::string(copy->begin(), copy->end()), "guest image bytes");
+}
+
+// A file larger than the guest's RAM is refused from its size alone, naming the file and both
+// sizes; read_file (1 GiB by default) says the same instead of failing to allocate 1 TiB.
+TEST_F(ImageFiles, LargerThanTheBoundIsRefusedUnread) {
+    const std::string big = sparse("huge.img", 1ull << 40);
+    PeakGrowth peak;
+    auto f = ImageFile::open(big, 64 << 20);
+    ASSERT_FALSE(f);
+    EXPECT_EQ(f.error().code(), Errc::kResourceExhausted);
+    for (const std::string &want : {big, std::string("1099511627776 bytes (1 TiB)"),
+                                    std::string("67108864 bytes (64 MiB)")}) {
+        EXPECT_NE(f.error().message().find(want), std::string::npos) << f.error().message();
+    }
+    auto whole = read_file(big);
+    ASSERT_FALSE(whole);
+    EXPECT_EQ(whole.error().code(), Errc::kResourceExhausted);
+    EXPECT_NE(whole.error().message().find("1073741824 bytes (1 GiB)"), std::string::npos)
+        << whole.error().message();
+    const std::string over = sparse("over.img", (64 << 20) + 1);
+    EXPECT_FALSE(ImageFile::open(over, 64 << 20));
+    EXPECT_TRUE(ImageFile::open(over, (64 << 20) + 1));
+    EXPECT_LT(peak.kib(), 16u << 10) << "KiB above the start";
+}
+
+// A FIFO (which would block an open or a read forever), a directory and a device are refused
+// with what they are.
+TEST_F(ImageFiles, OnlyRegularFilesAreImages) {
+    const std::string fifo = path("fifo");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    const std::pair<std::string, const char *> cases[] = {{fifo, "is a FIFO"},
+                                                          {dir_.string(), "is a directory"},
+                                                          {"/dev/zero", "is a character device"}};
+    for (const auto &[p, what] : cases) {
+        auto f = ImageFile::open(p, 1 << 20);
+        ASSERT_FALSE(f) << p;
+        EXPECT_EQ(f.error().code(), Errc::kInvalidArgument);
+        EXPECT_NE(f.error().message().find(p + " " + what), std::string::npos)
+            << f.error().message();
+        EXPECT_FALSE(read_file(p)) << p;
+    }
+    auto missing = ImageFile::open(path("missing"), 1 << 20);
+    ASSERT_FALSE(missing);
+    EXPECT_NE(missing.error().message().find(path("missing")), std::string::npos);
 }
 
 }  // namespace

@@ -37,17 +37,19 @@ Result<Image> plan_image(const RunRequest &req, std::span<const RamRange> ram) {
     std::span<const std::uint8_t> bytes(guestvm_guest_demo_start,
                                         guestvm_guest_demo_end - guestvm_guest_demo_start);
     img.name = "built-in demo";
+    // No file larger than the guest's RAM can be loaded into it: refused before it is mapped.
+    const std::uint64_t max_bytes = ram_total(ram);
     if (req.kind != ImageKind::kBuiltinDemo) {
-        GUESTVM_TRY_ASSIGN(file, read_file(req.path));
+        GUESTVM_TRY_ASSIGN(file, ImageFile::open(req.path, max_bytes));
         img.file = std::move(file);
-        bytes = img.file;
+        bytes = img.file.bytes();
         img.name = req.path;
     }
     if (req.is_linux() && !req.initrd.empty()) {
-        GUESTVM_TRY_ASSIGN(initrd, read_file(req.initrd));
+        GUESTVM_TRY_ASSIGN(initrd, ImageFile::open(req.initrd, max_bytes));
         img.initrd = std::move(initrd);
     }
-    auto plan = plan_for(req, bytes, img.initrd, ram);
+    auto plan = plan_for(req, bytes, img.initrd.bytes(), ram);
     if (!plan) return std::unexpected(std::move(plan).error().context(img.name));
     img.plan = std::move(*plan);
     return img;

@@ -12,11 +12,11 @@
 
 namespace guestvm::cli {
 
-// The image a request names, read and planned against the VM's RAM; owns the file's bytes,
-// which the plan points into.
+// The image a request names, mapped and planned against the VM's RAM; owns the files'
+// mappings, which the plan points into.
 struct Image {
     std::string name;  // the path, or "built-in demo"
-    std::vector<std::uint8_t> file, initrd;
+    ImageFile file, initrd;
     LoadPlan plan;
 };
 
