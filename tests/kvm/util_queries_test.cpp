@@ -222,3 +222,34 @@ TEST(UtilQueries, CApiAfterStopAndDestroy) {
 
 }  // namespace
 }  // namespace guestvm
+
+namespace guestvm {
+namespace {
+
+// Configure, then publish: a start that fails (a real-mode entry above 1 MiB) leaves the vCPU it
+// claimed unassigned, so the util interface never shows a core whose vCPU could not start.
+TEST(UtilQueries, AFailedStartUndoesItsClaim) {
+    GUESTVM_REQUIRE_KVM(host);
+    MachineConfig config = test::config("undo", 4 << 20, 2);
+    config.boot_mode = BootMode::kReal16;
+    std::vector<std::pair<int, int>> assigned;  // (vCPU, core) as the observer saw them
+    config.vcpu_assign_observer = [&](Vcpu &v, int core) {
+        assigned.emplace_back(v.id().value(), core);
+    };
+    auto vm = build_machine(host, config);
+    ASSERT_TRUE(vm);
+    auto started = (*vm)->start_core(1, 0x200000, 0);
+    ASSERT_FALSE(started);
+    EXPECT_EQ((*vm)->vcpu_for_target(1), nullptr);
+    EXPECT_EQ((*vm)->free_unassigned_vcpu(), (*vm)->vcpu(0));
+    EXPECT_EQ((*vm)->vcpu(0)->target_core(), -1);
+    EXPECT_FALSE((*vm)->vcpu(0)->online());
+    EXPECT_EQ(assigned, (std::vector<std::pair<int, int>>{{0, 1}, {0, -1}}));
+    // The core can still be started properly afterwards.
+    EXPECT_TRUE((*vm)->assign_target(*(*vm)->vcpu(1), 1));
+    EXPECT_EQ((*vm)->vcpu_for_target(1), (*vm)->vcpu(1));
+    EXPECT_EQ((*vm)->free_unassigned_vcpu(), (*vm)->vcpu(0));
+}
+
+}  // namespace
+}  // namespace guestvm
