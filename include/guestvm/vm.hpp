@@ -69,8 +69,12 @@ class Vm {
     int vcpu_capacity() const noexcept { return capacity_; }
     /// Creates one more vCPU with the next logical id. `user_data` is stored in the vCPU, and
     /// `initial` (if not null) loaded into its registers, before it becomes visible to any
-    /// query (Vcpu::user_data()). On error no vCPU is added and the id stays free.
-    Result<Vcpu *> add_vcpu(void *user_data = nullptr, const EntryState *initial = nullptr);
+    /// query (Vcpu::user_data()). `on_configured` (if set; it must not fail) runs on the new
+    /// vCPU, with its id and capabilities, before any query or CPU_ON can see it: the place to
+    /// fill a handle that exit handlers will be given. On error no vCPU is added and the id
+    /// stays free.
+    Result<Vcpu *> add_vcpu(void *user_data = nullptr, const EntryState *initial = nullptr,
+                            const std::function<void(Vcpu &)> &on_configured = {});
     /// The vCPU with logical id `id`, or null (negative and out-of-range ids included).
     Vcpu *vcpu(int id) const noexcept {
         if (id < 0 || id >= vcpu_count()) return nullptr;

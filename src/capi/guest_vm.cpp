@@ -166,21 +166,24 @@ vm_vcpu_t *vm_create_vcpu(vm_t *vm, int priority) {
         state.vcpus.reserve(state.vcpus.size() + 1);
         state.state_written.reserve(state.state_written.size() + 1);
         auto written = std::make_unique<std::atomic<bool>>(false);
-        auto created = v->add_vcpu(mirror.get(), &initial);
+        vm_vcpu_t *raw = mirror.get();
+        // The mirror is complete before the vCPU is visible: a guest's CPU_ON may start it, and
+        // its handlers get this mirror, the moment add_vcpu publishes it.
+        auto fill_mirror = [&](guestvm::Vcpu &cpp) {
+            raw->vcpu.cptr = cpp.cap().value();
+            raw->tcb.tcb.cptr = cpp.tcb().value();
+            raw->vcpu_id = static_cast<unsigned>(cpp.id().value());
+            raw->guestvm = &cpp;
+            state.vcpus.push_back(std::move(mirror));  // room reserved above: cannot throw
+            state.state_written.push_back(std::move(written));
+            vm->vcpus[raw->vcpu_id] = raw;
+            vm->num_vcpus = raw->vcpu_id + 1;
+        };
+        auto created = v->add_vcpu(raw, &initial, fill_mirror);
         if (!created) return fail(created.error()), nullptr;
-        guestvm::Vcpu *cpp = *created;
         // Cannot fail: the range is checked above and the thread does not exist yet (the
         // priority is applied when it starts; Vcpu::thread_attributes() says how that went).
-        (void)cpp->set_priority(priority);
-        mirror->vcpu.cptr = cpp->cap().value();
-        mirror->tcb.tcb.cptr = cpp->tcb().value();
-        mirror->vcpu_id = static_cast<unsigned>(cpp->id().value());
-        mirror->guestvm = cpp;
-        vm_vcpu_t *raw = mirror.get();
-        state.vcpus.push_back(std::move(mirror));
-        state.state_written.push_back(std::move(written));
-        vm->vcpus[raw->vcpu_id] = raw;
-        vm->num_vcpus = raw->vcpu_id + 1;
+        (void)(*created)->set_priority(priority);
         return raw;
     });
 }

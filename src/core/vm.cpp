@@ -85,7 +85,8 @@ Vm::~Vm() {
     }
 }
 
-Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial) {
+Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial,
+                            const std::function<void(Vcpu &)> &on_configured) {
     std::lock_guard lock(s_->assign_mutex_);
     const int id = vcpu_count_.load(std::memory_order_relaxed);
     if (stopped()) {
@@ -127,6 +128,7 @@ Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial) {
     vcpu->s_->vcpu_object_ = std::move(obj);
     Vcpu *raw = vcpu.get();
     s_->owned_.push_back(std::move(vcpu));
+    if (on_configured) on_configured(*raw);  // last step before anyone can see it
     vcpus_[static_cast<std::size_t>(id)].store(raw, std::memory_order_release);
     vcpu_count_.store(id + 1, std::memory_order_release);
     return raw;

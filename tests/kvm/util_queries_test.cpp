@@ -251,5 +251,29 @@ TEST(UtilQueries, AFailedStartUndoesItsClaim) {
     EXPECT_EQ((*vm)->free_unassigned_vcpu(), (*vm)->vcpu(0));
 }
 
+// The handle a VMM gives its exit handlers is filled before the vCPU can be seen or started
+// (a guest spinning CPU_ON on the core must never reach a half-made vCPU).
+TEST(UtilQueries, AVcpuIsConfiguredBeforeAnyoneCanSeeIt) {
+    GUESTVM_REQUIRE_KVM(host);
+    auto vm = build_machine(host, test::config("configured", 4 << 20, 1));
+    ASSERT_TRUE(vm);
+    Vm &v = **vm;
+    bool ran = false;
+    auto added = v.add_vcpu(nullptr, nullptr, [&](Vcpu &fresh) {
+        ran = true;
+        EXPECT_EQ(fresh.id().value(), 1);
+        EXPECT_NE(fresh.cap(), kNullCap);  // capabilities exist already
+        EXPECT_NE(fresh.tcb(), kNullCap);
+        EXPECT_EQ(v.vcpu_count(), 1);  // but no query shows it yet
+        EXPECT_EQ(v.vcpu(1), nullptr);
+        EXPECT_EQ(v.vcpu_cap(1), kNullCap);
+        EXPECT_EQ(v.free_unassigned_vcpu(), v.vcpu(0));
+    });
+    ASSERT_TRUE(added);
+    EXPECT_TRUE(ran);
+    EXPECT_EQ(v.vcpu(1), *added);
+    EXPECT_EQ(v.vcpu_count(), 2);
+}
+
 }  // namespace
 }  // namespace guestvm
