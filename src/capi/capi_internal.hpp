@@ -6,6 +6,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <variant>
@@ -61,7 +62,10 @@ struct guestvm_vm_state {
     std::list<std::unique_ptr<vm_memory_reservation>> reservations;  // handles given out
     guestvm::capi::AnonPools anon_pools{guestvm::GuestVSpace::kAddressLimit - 1};
     std::vector<vm_ioport_entry_t> ioports;  // vm->arch.ioport_list points here, by start
-    std::unique_ptr<guestvm::Vm> vm;         // last: destroyed (threads joined) first
+    /// vm_create_vcpu may be called from several threads at once: it holds this around the
+    /// limit check and the vectors above.
+    std::mutex create_mutex;
+    std::unique_ptr<guestvm::Vm> vm;  // last: destroyed (threads joined) first
 };
 
 namespace guestvm::capi {

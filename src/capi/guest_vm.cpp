@@ -148,6 +148,7 @@ vm_vcpu_t *vm_create_vcpu(vm_t *vm, int priority) {
             return fail(fmt::format("vm_create_vcpu: priority {} outside 0..255", priority)),
                    nullptr;
         }
+        std::lock_guard creating(vm->guestvm->create_mutex);
         if (v->vcpu_count() >= GUESTVM_MAX_VCPUS) {
             return fail(fmt::format("vm_create_vcpu: already {} vCPUs", GUESTVM_MAX_VCPUS)),
                    nullptr;

@@ -104,7 +104,10 @@ Status VcpuFd::install_kick_handler(int signo) {
     struct sigaction sa {};
     sa.sa_handler = kick_handler;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+    // SA_RESTART: VMM code blocked in a system call on a vCPU thread (an exit handler reading a
+    // file, say) is not woken with EINTR by a kick. KVM_RUN still returns: it answers -EINTR
+    // itself when a signal is pending (or immediate_exit is set), and -EINTR is never restarted.
+    sa.sa_flags = SA_RESTART;
     if (::sigaction(signo, &sa, nullptr) < 0) {
         return errno_error(fmt::format("sigaction({})", signo));
     }

@@ -132,6 +132,34 @@ TEST(Concurrency, CApiQueriesDuringRunAndStop) {
     ASSERT_EQ(vm_destroy(vm.get()), 0);
 }
 
+// vm_create_vcpu from several threads at once: every vCPU gets its own id and mirror.
+TEST(Concurrency, CApiCreatesVcpusFromSeveralThreads) {
+    GUESTVM_REQUIRE_KVM(host);
+    constexpr int kThreads = 4, kEach = 16;
+    auto vm = std::make_unique<vm_t>();
+    guestvm_vm_options_t opts{};
+    opts.ram_bytes = 4u << 20;
+    ASSERT_EQ(guestvm_vm_init(vm.get(), "creators", &opts), 0) << guestvm_last_error();
+    std::atomic<int> failures{0};
+    std::vector<std::thread> creators;
+    for (int t = 0; t < kThreads; ++t) {
+        creators.emplace_back([&] {
+            for (int i = 0; i < kEach; ++i) {
+                if (vm_create_vcpu(vm.get(), 100) == nullptr) ++failures;
+            }
+        });
+    }
+    for (auto &c : creators) c.join();
+    EXPECT_EQ(failures.load(), 0);
+    ASSERT_EQ(vm->num_vcpus, static_cast<unsigned>(kThreads * kEach));
+    for (int id = 0; id < kThreads * kEach; ++id) {
+        ASSERT_NE(vm->vcpus[id], nullptr) << id;
+        EXPECT_EQ(vm->vcpus[id]->vcpu_id, static_cast<unsigned>(id));
+        EXPECT_EQ(vm_get_vcpu(vm.get(), id), vm->vcpus[id]->vcpu.cptr);
+    }
+    vm_destroy(vm.get());
+}
+
 TEST(Scale, QueriesAt1024Vcpus) {
     GUESTVM_REQUIRE_KVM(host);
     const int n = std::min(1024, host->max_vcpus());

@@ -1,9 +1,11 @@
 // A handler that fails says why, and the VM's stop message carries it (C++ and C).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -64,6 +66,39 @@ TEST(HandlerErrors, RunReturnsWhenAHandlerDoesNotAndNamesTheVcpu) {
     EXPECT_NE(stop.message.find("vCPU 0 did not stop in time"), std::string::npos) << stop.message;
     EXPECT_NE(stop.message.find("requested"), std::string::npos) << stop.message;
     vm->reset();  // waits for the handler, then frees everything
+}
+
+// Kicks (a pause, a stop) interrupt KVM_RUN, not the VMM's own system calls on a vCPU thread.
+TEST(HandlerErrors, AKickDoesNotInterruptAHandlersSystemCall) {
+    GUESTVM_REQUIRE_KVM(host);
+    using namespace std::chrono_literals;
+    std::uint64_t entry = 0;
+    auto vm = test::make_vm(host, "bad_port", 1, nullptr, &entry, 4 << 20);
+    ASSERT_TRUE(vm);
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    std::atomic<bool> entered{false};
+    std::atomic<ssize_t> got{-2};
+    std::atomic<int> err{0};
+    ASSERT_TRUE(vm->add_io_handler(0x1234, 1, "reader", [&](ExitContext &, IoAccess &) {
+        entered = true;
+        char byte = 0;
+        ssize_t n = ::read(pipe_fds[0], &byte, 1);  // blocks until the test writes
+        err = n < 0 ? errno : 0;
+        got = n;
+        return ExitAction::kContinue;
+    }));
+    ASSERT_TRUE(vm->start_core(0, entry, 0));
+    while (!entered) std::this_thread::sleep_for(1ms);
+    std::thread pauser([&] { EXPECT_TRUE(vm->vcpu(0)->suspend()); });  // kicks every 2 ms
+    std::this_thread::sleep_for(60ms);
+    ASSERT_EQ(::write(pipe_fds[1], "x", 1), 1);
+    pauser.join();
+    EXPECT_EQ(got.load(), 1) << "read failed: " << std::strerror(err.load());
+    vm->stop();
+    vm->run();
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
 }
 
 ioport_fault_result_t refuse(vm_vcpu_t *, void *, unsigned int, unsigned int, unsigned int) {
