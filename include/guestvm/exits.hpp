@@ -66,12 +66,14 @@ struct ExitContext {
     }
 };
 
-/// One port access: for an IN the handler fills `data` (size bytes, little-endian).
+/// One port access: for an IN the handler fills `data` (size bytes, little-endian). A string
+/// instruction (rep ins/outs) is `elements` accesses in a row, each routed on its own.
 struct IoAccess {
     std::uint16_t port = 0;
     std::uint8_t size = 0;
     bool is_write = false;
     std::span<std::uint8_t> data;
+    std::uint32_t elements = 1;  ///< accesses the instruction makes (1 unless string I/O)
 };
 
 /// One MMIO access: for a read the handler fills `data`.

@@ -125,7 +125,7 @@ Route ExitRouter::on_io(ExitContext &ctx, const kvm::IoExit &io) const {
     // String I/O: one access per element, each with its own slice of the data.
     for (std::uint32_t i = 0; i < io.count; ++i) {
         IoAccess access{io.port, io.size, io.is_write,
-                        io.data.subspan(std::size_t{i} * io.size, io.size)};
+                        io.data.subspan(std::size_t{i} * io.size, io.size), io.count};
         ExitAction action = port_access(ctx, access);
         if (action == ExitAction::kUnhandled) {
             if (policy_ == UnhandledIoPolicy::kAllOnes) {

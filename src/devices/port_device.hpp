@@ -20,6 +20,7 @@ struct PortAccess {
     bool is_write = false;
     int vcpu = -1;  ///< the logical id of the vCPU that made the access
     std::optional<Error> error;
+    std::uint32_t elements = 1;  ///< accesses the instruction makes (string I/O: more than 1)
 
     ExitAction fail(Error why) {
         error = std::move(why);

@@ -29,6 +29,13 @@ ExitAction PlatformCall::io(PortAccess &access) {
     auto regs = ops_.registers(vcpu);
     if (!regs) return access.fail(std::move(regs).error().context("platform call"));
     const bool wide = ops_.wide_registers();
+    if (access.elements != 1) {
+        // rep outs is not a platform call: run nothing (each element would otherwise read the
+        // previous element's result as its function id) and say so in RAX.
+        regs->rax = wide ? static_cast<std::uint64_t>(psci::kNotSupported)
+                         : static_cast<std::uint32_t>(psci::kNotSupported);
+        return set_result(vcpu, *regs, access);
+    }
     auto word = [&](std::uint64_t r) { return wide ? r : (r & 0xffffffffu); };
     auto core = [&](std::uint64_t r) {
         return wide ? static_cast<std::int64_t>(r)
@@ -61,7 +68,11 @@ ExitAction PlatformCall::io(PortAccess &access) {
     }
     regs->rax = wide ? static_cast<std::uint64_t>(result)
                      : static_cast<std::uint32_t>(static_cast<std::int32_t>(result));
-    if (auto set = ops_.set_registers(vcpu, *regs); !set) {
+    return set_result(vcpu, *regs, access);
+}
+
+ExitAction PlatformCall::set_result(int vcpu, const Registers &regs, PortAccess &access) {
+    if (auto set = ops_.set_registers(vcpu, regs); !set) {
         return access.fail(std::move(set).error().context("platform call result"));
     }
     return ExitAction::kContinue;

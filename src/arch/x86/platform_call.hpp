@@ -55,7 +55,8 @@ class PowerOps {
 
 /// The platform-call device: `out dx, eax` to its port with the function id in EAX and the
 /// arguments in RBX, RCX, RSI (EBX, ECX, ESI in 32-bit guests); the result comes back in RAX.
-/// Reads of the port answer all ones. Stateless apart from `ops`; any vCPU thread.
+/// Reads of the port answer all ones; string I/O (rep outs) runs nothing and answers
+/// NOT_SUPPORTED. Stateless apart from `ops`; any vCPU thread.
 class PlatformCall {
   public:
     explicit PlatformCall(PowerOps &ops) : ops_(ops) {}
@@ -64,6 +65,7 @@ class PlatformCall {
   private:
     std::int64_t cpu_on(std::int64_t core, std::uint64_t entry, std::uint64_t context);
     std::int64_t affinity_info(std::int64_t core, std::uint64_t level) const;
+    ExitAction set_result(int vcpu, const Registers &regs, PortAccess &access);
 
     PowerOps &ops_;
 };
