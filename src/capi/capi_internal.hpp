@@ -2,10 +2,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <exception>
 #include <functional>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <variant>
@@ -55,7 +57,12 @@ struct guestvm_vm_state {
     std::list<std::unique_ptr<vm_memory_reservation>> reservations;  // handles given out
     guestvm::capi::AnonPools anon_pools{guestvm::GuestVSpace::kAddressLimit - 1};
     std::vector<vm_ioport_entry_t> ioports;  // vm->arch.ioport_list points here, by start
-    std::unique_ptr<guestvm::Vm> vm;         // last: destroyed (threads joined) first
+    /// vm_run calls in progress and whether vm_destroy has begun (it waits for none to run).
+    std::mutex run_mutex;
+    std::condition_variable run_cv;
+    int runners = 0;                  // guarded by run_mutex
+    bool destroying = false;          // guarded by run_mutex
+    std::unique_ptr<guestvm::Vm> vm;  // last: destroyed (threads joined) first
 };
 
 namespace guestvm::capi {

@@ -248,6 +248,11 @@ Status Vm::set_irq_line(int irq, bool level) {
         return make_error(Errc::kInvalidArgument, fmt::format("VM {}: IRQ {} is not a line 0..{}",
                                                               config_.name, irq, kIrqLines - 1));
     }
+    {
+        std::lock_guard lock(irqchip_mutex_);  // before the line moves: its ack may come at once
+        if (!irq_acks_) irq_acks_ = std::make_unique<IrqAckWatcher>(*fd_);
+        irq_acks_->note_level(irq, level);
+    }
     return fd_->irq_line(static_cast<std::uint32_t>(irq), level);
 }
 
@@ -375,7 +380,10 @@ StopInfo Vm::run() {
             auto tasks = std::move(tasks_);
             tasks_.clear();
             lock.unlock();
-            for (auto &task : tasks) task();
+            for (auto &task : tasks) {
+                if (stopped()) break;  // the rest are dropped, as those posted after the stop
+                task();
+            }
             lock.lock();
         }
         tasks_.clear();
