@@ -1,7 +1,9 @@
-// Interrupt acknowledgements: the guest's EOI of a line reaches the VMM (Vm::set_irq_ack_handler
-// and libsel4vm's vm_register_irq). The uart_irq guest takes three UART interrupts (IRQ 4, each
-// ended with an EOI) and then waits for IRQ 3, which these tests raise from the third
-// acknowledgement of IRQ 4, as a device model re-raising a line from its ack callback would.
+// Interrupt acknowledgements: the guest's EOI of a line the VMM raised reaches the VMM
+// (Vm::set_irq_ack_handler and libsel4vm's vm_register_irq). The uart_irq guest takes three UART
+// interrupts (IRQ 4, each ended with an EOI) and waits for IRQ 3, which these tests raise from
+// the first acknowledgement of IRQ 4, as a device model raising a line from its ack callback
+// would. Acknowledgements that come before the handler runs are one call, so IRQ 4's three
+// EOIs make one to three calls; IRQ 3's one EOI makes one.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -58,7 +60,7 @@ std::unique_ptr<Vm> irq_vm(std::shared_ptr<Host> host, test::Capture &capture, E
     return std::move(*vm);
 }
 
-TEST(IrqAck, EachEoiReachesTheHandlerOnce) {
+TEST(IrqAck, AcknowledgedRaisesReachTheHandler) {
     GUESTVM_REQUIRE_KVM(host);
     test::Capture capture;
     EntryState entry;
@@ -68,7 +70,7 @@ TEST(IrqAck, EachEoiReachesTheHandlerOnce) {
     Vm &v = *vm;
     ASSERT_TRUE(v.set_irq_ack_handler(4, [&](int line) {
         if (line != 4) ++wrong_line;
-        if (++irq4 == 3) {
+        if (++irq4 == 1) {
             EXPECT_TRUE(v.pulse_irq(3));
         }
     }));
@@ -82,7 +84,8 @@ TEST(IrqAck, EachEoiReachesTheHandlerOnce) {
     EXPECT_EQ(capture.lines(), kUartIrqLines);
     EXPECT_TRUE(reaches(irq3, 1));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // nothing more arrives
-    EXPECT_EQ(irq4.load(), 3);
+    EXPECT_GE(irq4.load(), 1);
+    EXPECT_LE(irq4.load(), 3);
     EXPECT_EQ(irq3.load(), 1);
     EXPECT_EQ(wrong_line.load(), 0);
 }
@@ -226,8 +229,8 @@ void on_ack(vm_vcpu_t *vcpu, int irq, void *cookie) {
     log->threads.push_back(std::this_thread::get_id());
     log->vcpus.push_back(vcpu);
     log->cookies.push_back(cookie);
-    // The third UART interrupt is done: the device model raises the next line.
-    if (irq == 4 && std::count(log->lines.begin(), log->lines.end(), 4) == 3) {
+    // The first UART interrupt is done: the device model raises the next line.
+    if (irq == 4 && std::count(log->lines.begin(), log->lines.end(), 4) == 1) {
         log->inject_result = vm_inject_irq(vcpu, 3);
     }
 }
@@ -268,16 +271,16 @@ TEST(IrqAck, VmRegisterIrqCallsBackOnVmRunsThread) {
     ASSERT_EQ(vcpu_start(vcpu), 0) << guestvm_last_error();
     EXPECT_EQ(vm_run(&vm), 0) << guestvm_last_error();
     EXPECT_EQ(guestvm_vm_stop_reason(&vm, nullptr, 0), GUESTVM_STOP_POWER_OFF);
-    // IRQ 4's three acknowledgements came before IRQ 3 was raised (the guest could not have
-    // finished otherwise); IRQ 3's may arrive after the guest powered off, when no run loop is
-    // left to call it, so it is seen at most once.
-    ASSERT_GE(log.lines.size(), 3u);
-    EXPECT_EQ(std::vector<int>(log.lines.begin(), log.lines.begin() + 3),
-              (std::vector<int>{4, 4, 4}));
-    EXPECT_LE(log.lines.size(), 4u);
-    if (log.lines.size() == 4) {
-        EXPECT_EQ(log.lines[3], 3);
-    }
+    // An acknowledgement of IRQ 4 came first (IRQ 3 is raised from it; the guest could not
+    // have finished otherwise), then up to two more; IRQ 3's may arrive after the guest powered
+    // off, when no run loop is left to call it, so it is seen at most once.
+    ASSERT_GE(log.lines.size(), 1u);
+    EXPECT_EQ(log.lines[0], 4);
+    const auto fours = std::count(log.lines.begin(), log.lines.end(), 4);
+    EXPECT_LE(fours, 3);
+    EXPECT_LE(std::count(log.lines.begin(), log.lines.end(), 3), 1);
+    EXPECT_EQ(static_cast<std::size_t>(fours + std::count(log.lines.begin(), log.lines.end(), 3)),
+              log.lines.size());
     EXPECT_EQ(log.inject_result, 0);
     for (std::size_t i = 0; i < log.lines.size(); ++i) {
         EXPECT_EQ(log.threads[i], std::this_thread::get_id()) << "ack " << i;
