@@ -121,10 +121,12 @@ class Vm {
     Status set_irq_line(int irq, bool level);
     /// An edge: the line high, then low.
     Status pulse_irq(int irq);
-    /// Calls `h(irq)` once each time the guest acknowledges interrupt line `irq` (an EOI at
-    /// the PIC or the IOAPIC; KVM's resample irqfd), on the VM's interrupt thread, whoever
-    /// raised the line. A null handler removes it. kBadState without the irqchip;
-    /// kInvalidArgument for another line.
+    /// Calls `h(irq)` when the guest acknowledges interrupt line `irq` (an EOI at the PIC or the
+    /// IOAPIC; KVM's resample irqfd), on the VM's interrupt thread: at most once per wake however
+    /// many EOIs the guest wrote meanwhile, and only for a line raised through set_irq_line /
+    /// pulse_irq since the last acknowledgement (or still held high). An EOI for a line nobody
+    /// raised is dropped, so a guest cannot make the VMM run `h` at will. A null handler
+    /// removes it. kBadState without the irqchip; kInvalidArgument for another line.
     Status set_irq_ack_handler(int irq, std::function<void(int irq)> h);
     static constexpr int kIrqLines = 24;
 

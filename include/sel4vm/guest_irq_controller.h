@@ -38,9 +38,11 @@ int vm_set_irq_level(vm_vcpu_t *vcpu, int irq, int irq_level);
 
 /**
  * Registers `ack_fn` for guest interrupt line `irq`: it is called with `vcpu`, `irq` and `cookie`
- * once each time the guest acknowledges the line (an EOI at the PIC or the IOAPIC, for an
- * interrupt raised by anyone), on the thread running vm_run, as libsel4vm calls it from its run
- * loop. A device model re-raises the line from it while it still has work. Registering again
+ * when the guest acknowledges the line (an EOI at the PIC or the IOAPIC) after the VMM raised it
+ * (vm_inject_irq, vm_set_irq_level, a built-in device) or while the VMM holds it high, on the
+ * thread running vm_run, as libsel4vm calls it from its run loop. Acknowledgements of a line
+ * nobody raised are dropped, and those repeated before the call runs make one call. A device
+ * model re-raises the line from it while it still has work. Registering again
  * replaces the callback; a NULL `ack_fn` removes it. Needs vm_create_default_irq_controller.
  * @return 0 on success, -1 on error (NULL vcpu, no interrupt controller, irq outside 0..23)
  */

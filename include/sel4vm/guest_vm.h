@@ -106,21 +106,30 @@ struct vm {
 };
 
 /**
- * Teardown, which libsel4vm does not have and a Linux process needs: stops the VM if it runs,
- * joins its threads, closes its descriptors, unmaps all guest and VMM memory and deletes its
- * capabilities. The vm_t may be initialised again afterwards.
- * @return 0 on success, -1 on error (NULL or uninitialised vm)
+ * Teardown, which libsel4vm does not have and a Linux process needs: stops the VM if it runs
+ * and waits for a vm_run on another thread to return, then joins its threads, closes its
+ * descriptors, unmaps all guest and VMM memory and deletes its capabilities. The vm_t may be
+ * initialised again afterwards. Refused (the VM is untouched) from an exit handler (port
+ * handler, memory fault callback) and from a callback vm_run calls (ack or notification
+ * callback) of the same VM: it would wait for its own thread. No other call on the VM may
+ * start once vm_destroy has begun.
+ * @return 0 on success, -1 on error (NULL or uninitialised vm, called from a handler or a
+ *         callback as above); guestvm_last_error() says which
  */
 int vm_destroy(vm_t *vm);
 
 /**
  * Runs the VM until it stops: the guest powers off or resets, every vCPU goes off, an exit
  * nobody handles, a guest fault, a handler error, or guestvm_vm_stop() from another thread.
- * Joins every vCPU thread before it returns.
+ * Joins every vCPU thread before it returns. Callbacks still queued when the VM stops are
+ * dropped. Refused from an exit handler, from a callback vm_run calls (a second run loop on
+ * that thread), and once vm_destroy has begun.
  * @param vm  an initialised VM with at least one started vCPU
- * @return 0 when the guest stopped normally (power-off, reset, all vCPUs off, stop request);
- *         -1 on error (NULL or uninitialised vm, unhandled exit, guest fault, handler error),
- *         with vm->run.exit_reason = VM_GUEST_ERROR_EXIT. guestvm_vm_stop_reason() says why.
+ * @return 0 when the guest stopped normally (power-off, reset, all vCPUs off, stop request,
+ *         vm_destroy from another thread); -1 on error (NULL or uninitialised vm, unhandled
+ *         exit, guest fault, handler error), with vm->run.exit_reason = VM_GUEST_ERROR_EXIT
+ *         (guestvm_vm_stop_reason() says why), or refused as above, with vm->run untouched
+ *         (guestvm_last_error() says why).
  */
 int vm_run(vm_t *vm);
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <exception>
 #include <functional>
 #include <list>
@@ -65,6 +66,11 @@ struct guestvm_vm_state {
     /// vm_create_vcpu may be called from several threads at once: it holds this around the
     /// limit check and the vectors above.
     std::mutex create_mutex;
+    /// vm_run calls in progress and whether vm_destroy has begun (it waits for none to run).
+    std::mutex run_mutex;
+    std::condition_variable run_cv;
+    int runners = 0;                  // guarded by run_mutex
+    bool destroying = false;          // guarded by run_mutex
     std::unique_ptr<guestvm::Vm> vm;  // last: destroyed (threads joined) first
 };
 

@@ -1,6 +1,9 @@
 // libsel4vm's guest_irq_controller.h over KVM's in-kernel irqchip.
 #include <fmt/format.h>
 
+#include <atomic>
+#include <memory>
+
 #include "capi/capi_internal.hpp"
 #include "sel4vm/guest_irq_controller.h"
 
@@ -45,8 +48,16 @@ int vm_register_irq(vm_vcpu_t *vcpu, int irq, irq_ack_fn_t ack_fn, void *cookie)
         if (ack_fn != nullptr) {
             // From KVM's interrupt thread to vm_run's thread, where libsel4vm calls it. Once the
             // VM has stopped there is no run loop left to call it: the acknowledgement is dropped.
-            handler = [&vm, vcpu, ack_fn, cookie](int line) {
-                (void)vm.post([vcpu, ack_fn, cookie, line] { ack_fn(vcpu, line, cookie); });
+            // At most one call waits per line: acknowledgements that come before it runs are
+            // the same news, however many the guest makes.
+            auto queued = std::make_shared<std::atomic<bool>>(false);
+            handler = [&vm, vcpu, ack_fn, cookie, queued](int line) {
+                if (queued->exchange(true)) return;
+                auto posted = vm.post([vcpu, ack_fn, cookie, line, queued] {
+                    queued->store(false);  // before the call: an ack it provokes is news
+                    ack_fn(vcpu, line, cookie);
+                });
+                if (!posted) queued->store(false);
             };
         }
         auto done = vm.set_irq_ack_handler(irq, std::move(handler));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "capi/capi_internal.hpp"
+#include "common/handler_scope.hpp"
 #include "guestvm/loader.hpp"
 #include "guestvm/machine.hpp"
 #include "sel4vm/boot.h"
@@ -42,6 +43,42 @@ static_assert(same_stop_reason<guestvm::StopReason::kUnhandledExit, GUESTVM_STOP
 static_assert(same_stop_reason<guestvm::StopReason::kGuestFault, GUESTVM_STOP_GUEST_FAULT>);
 static_assert(same_stop_reason<guestvm::StopReason::kError, GUESTVM_STOP_ERROR>);
 static_assert(same_stop_reason<guestvm::StopReason::kRequested, GUESTVM_STOP_REQUESTED>);
+
+/// The VM whose vm_run is on this thread's stack (its callbacks run here), or null.
+thread_local const guestvm_vm_state *tls_running = nullptr;
+
+/// Marks one vm_run of `state` in progress, on this thread, for its lifetime.
+class RunScope {
+  public:
+    explicit RunScope(guestvm_vm_state &state) : state_(state) { tls_running = &state; }
+    ~RunScope() {
+        tls_running = nullptr;
+        std::lock_guard lock(state_.run_mutex);
+        --state_.runners;
+        state_.run_cv.notify_all();
+    }
+    RunScope(const RunScope &) = delete;
+    RunScope &operator=(const RunScope &) = delete;
+
+  private:
+    guestvm_vm_state &state_;
+};
+
+/// Why `fn` may not run on this thread now, or an empty string. Inside an exit handler (a vCPU
+/// thread) tearing down or running a VM would wait for that thread; on vm_run's thread, for
+/// that vm_run. `vm` is the VM `fn` acts on (null: any VM counts).
+std::string refusal(const char *fn, const guestvm_vm_state *vm) {
+    if (guestvm::in_exit_handler()) {
+        return fmt::format("{}: not from an exit handler (it would wait for its own thread)", fn);
+    }
+    if (tls_running != nullptr && (vm == nullptr || vm == tls_running)) {
+        return fmt::format(
+            "{}: not from a callback on vm_run's thread (it would wait for that "
+            "vm_run to return)",
+            fn);
+    }
+    return {};
+}
 
 guestvm::BootMode to_mode(guestvm_boot_mode_t mode) {
     switch (mode) {
@@ -132,9 +169,18 @@ int vm_destroy(vm_t *vm) {
     return guarded(-1, [&] {
         if (vm == nullptr || vm->guestvm == nullptr)
             return fail("vm_destroy: NULL or uninitialised vm");
+        if (auto why = refusal("vm_destroy", vm->guestvm); !why.empty()) return fail(why);
+        {
+            // A vm_run on another thread returns before anything it uses goes away.
+            guestvm_vm_state &running = *vm->guestvm;
+            std::unique_lock lock(running.run_mutex);
+            running.destroying = true;
+            running.vm->stop({guestvm::StopReason::kRequested, "VM destroyed"});
+            running.run_cv.wait(lock, [&] { return running.runners == 0; });
+        }
         std::unique_ptr<guestvm_vm_state> state(vm->guestvm);
         vm->guestvm = nullptr;
-        state.reset();  // stops the VM, joins threads, deletes caps, frees memory
+        state.reset();  // joins threads, deletes caps, frees memory
         std::memset(static_cast<void *>(vm), 0, sizeof(*vm));
         return 0;
     });
@@ -224,6 +270,14 @@ int vm_run(vm_t *vm) {
     return guarded(-1, [&] {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr) return fail("vm_run: NULL or uninitialised vm");
+        if (auto why = refusal("vm_run", nullptr); !why.empty()) return fail(why);
+        guestvm_vm_state &state = *vm->guestvm;
+        {
+            std::lock_guard lock(state.run_mutex);
+            if (state.destroying) return fail("vm_run: the VM is being destroyed");
+            ++state.runners;
+        }
+        RunScope scope(state);
         vm->run.exit_reason = -1;  // as libsel4vm: running, no exit reason yet
         guestvm::StopInfo info = v->run();
         switch (info.reason) {

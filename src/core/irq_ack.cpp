@@ -83,6 +83,25 @@ Status IrqAckWatcher::set(int irq, Handler handler) {
     return {};
 }
 
+void IrqAckWatcher::note_level(int irq, bool level) noexcept {
+    if (irq < 0 || irq >= kLines) return;
+    auto &state = raised_[static_cast<std::size_t>(irq)];
+    if (level) {
+        state.fetch_or(kRaised | kHigh);
+    } else {
+        state.fetch_and(static_cast<std::uint8_t>(~kHigh));
+    }
+}
+
+bool IrqAckWatcher::take_ack(int irq) noexcept {
+    auto &state = raised_[static_cast<std::size_t>(irq)];
+    std::uint8_t seen = state.load();
+    // A line still high stays raised; one raised and since lowered is acknowledged now.
+    while (seen == kRaised && !state.compare_exchange_weak(seen, 0)) {
+    }
+    return seen != 0;
+}
+
 void IrqAckWatcher::loop(std::stop_token stop) {
     std::vector<pollfd> fds;
     std::vector<int> irqs;  // fds[i + 1] watches line irqs[i]
@@ -108,13 +127,15 @@ void IrqAckWatcher::loop(std::stop_token stop) {
             if ((fds[i + 1].revents & POLLIN) == 0) continue;
             count = 0;
             if (::read(fds[i + 1].fd, &count, sizeof count) != sizeof count) continue;
+            // The counter adds up the EOIs since the last read, which the guest can repeat at
+            // will: they are one event, and none at all unless the VMM raised the line.
+            if (!take_ack(irqs[i])) continue;
             Handler handler;
             {
                 std::lock_guard lock(mutex_);
                 handler = lines_[irqs[i]].handler;
             }
-            // The counter adds up acknowledgements that came before this read: one call each.
-            for (std::uint64_t n = 0; handler && n < count; ++n) handler(irqs[i]);
+            if (handler) handler(irqs[i]);
         }
     }
 }

@@ -258,6 +258,12 @@ Status Vm::set_irq_line(int irq, bool level) {
         return make_error(Errc::kInvalidArgument, fmt::format("VM {}: IRQ {} is not a line 0..{}",
                                                               config_.name, irq, kIrqLines - 1));
     }
+    {
+        std::lock_guard lock(
+            s_->irqchip_mutex_);  // before the line moves: its ack may come at once
+        if (!s_->irq_acks_) s_->irq_acks_ = std::make_unique<IrqAckWatcher>(*s_->fd_);
+        s_->irq_acks_->note_level(irq, level);
+    }
     return s_->fd_->irq_line(static_cast<std::uint32_t>(irq), level);
 }
 
@@ -387,7 +393,10 @@ StopInfo Vm::run() {
             auto tasks = std::move(s_->tasks_);
             s_->tasks_.clear();
             lock.unlock();
-            for (auto &task : tasks) task();
+            for (auto &task : tasks) {
+                if (stopped()) break;  // the rest are dropped, as those posted after the stop
+                task();
+            }
             lock.lock();
         }
         s_->tasks_.clear();

@@ -1,12 +1,16 @@
-// Interrupt acknowledgements: the guest's EOI of a line reaches the VMM (Vm::set_irq_ack_handler
-// and libsel4vm's vm_register_irq). The uart_irq guest takes three UART interrupts (IRQ 4, each
-// ended with an EOI) and then waits for IRQ 3, which these tests raise from the third
-// acknowledgement of IRQ 4, as a device model re-raising a line from its ack callback would.
+// Interrupt acknowledgements: the guest's EOI of a line the VMM raised reaches the VMM
+// (Vm::set_irq_ack_handler and libsel4vm's vm_register_irq). The uart_irq guest takes three UART
+// interrupts (IRQ 4, each ended with an EOI) and waits for IRQ 3, which these tests raise from
+// the first acknowledgement of IRQ 4, as a device model raising a line from its ack callback
+// would. Acknowledgements that come before the handler runs are one call, so IRQ 4's three
+// EOIs make one to three calls; IRQ 3's one EOI makes one.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -15,6 +19,8 @@
 #include "sel4vm/guest_irq_controller.h"
 #include "sel4vm/guest_vm_exits.h"
 #include "sel4vm/guestvm.h"
+#include "support/process_usage.hpp"
+#include "support/watchdog.hpp"
 
 namespace guestvm {
 namespace {
@@ -33,17 +39,17 @@ bool reaches(const std::atomic<int> &counter, int want) {
     return counter.load() >= want;
 }
 
-/// A VM with the uart_irq guest loaded; `entry` receives its entry state (start it after
+/// A VM with the irqchip and `guest` loaded; `entry` receives its entry state (start it after
 /// registering handlers: acknowledgements can come as soon as it runs).
-std::unique_ptr<Vm> uart_irq_vm(std::shared_ptr<Host> host, test::Capture &capture,
-                                EntryState &entry) {
+std::unique_ptr<Vm> irq_vm(std::shared_ptr<Host> host, test::Capture &capture, EntryState &entry,
+                           const std::string &guest = "uart_irq") {
     MachineConfig config = test::config("irq-ack", 64ull << 20);
     config.serial_sink = capture.sink();
     config.irqchip = true;
     auto vm = build_machine(std::move(host), std::move(config));
     EXPECT_TRUE(vm) << (vm ? "" : vm.error().message());
     if (!vm) return nullptr;
-    auto image = read_file(test::guest_path("uart_irq"));
+    auto image = read_file(test::guest_path(guest));
     EXPECT_TRUE(image);
     if (!image) return nullptr;
     auto plan = plan_elf(*image, ram_ranges((*vm)->vspace()));
@@ -54,17 +60,17 @@ std::unique_ptr<Vm> uart_irq_vm(std::shared_ptr<Host> host, test::Capture &captu
     return std::move(*vm);
 }
 
-TEST(IrqAck, EachEoiReachesTheHandlerOnce) {
+TEST(IrqAck, AcknowledgedRaisesReachTheHandler) {
     GUESTVM_REQUIRE_KVM(host);
     test::Capture capture;
     EntryState entry;
-    auto vm = uart_irq_vm(host, capture, entry);
+    auto vm = irq_vm(host, capture, entry);
     ASSERT_TRUE(vm);
     std::atomic<int> irq4{0}, irq3{0}, wrong_line{0};
     Vm &v = *vm;
     ASSERT_TRUE(v.set_irq_ack_handler(4, [&](int line) {
         if (line != 4) ++wrong_line;
-        if (++irq4 == 3) {
+        if (++irq4 == 1) {
             EXPECT_TRUE(v.pulse_irq(3));
         }
     }));
@@ -78,7 +84,8 @@ TEST(IrqAck, EachEoiReachesTheHandlerOnce) {
     EXPECT_EQ(capture.lines(), kUartIrqLines);
     EXPECT_TRUE(reaches(irq3, 1));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // nothing more arrives
-    EXPECT_EQ(irq4.load(), 3);
+    EXPECT_GE(irq4.load(), 1);
+    EXPECT_LE(irq4.load(), 3);
     EXPECT_EQ(irq3.load(), 1);
     EXPECT_EQ(wrong_line.load(), 0);
 }
@@ -87,7 +94,7 @@ TEST(IrqAck, ARemovedHandlerIsNotCalledAndLinesAreChecked) {
     GUESTVM_REQUIRE_KVM(host);
     test::Capture capture;
     EntryState entry;
-    auto vm = uart_irq_vm(host, capture, entry);
+    auto vm = irq_vm(host, capture, entry);
     ASSERT_TRUE(vm);
     Vm &v = *vm;
     std::atomic<int> removed{0};
@@ -126,6 +133,85 @@ TEST(IrqAck, ARemovedHandlerIsNotCalledAndLinesAreChecked) {
     EXPECT_EQ(none.error().code(), Errc::kBadState);
 }
 
+// ---- a hostile guest ----
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds since(Clock::time_point t0) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+}
+
+/// The forged_ack guest's count of EOIs written, once it has printed where it keeps it.
+const volatile std::uint64_t *forged_counter(Vm &vm, test::Capture &capture) {
+    const std::string prefix = "forged_ack: counter at ";
+    for (int i = 0; i < 1000 && !capture.has_complete_line(prefix); ++i) {
+        std::this_thread::sleep_for(10ms);
+    }
+    for (const auto &line : capture.lines()) {
+        if (line.rfind(prefix, 0) != 0) continue;
+        auto host = vm.vspace().translate(
+            GuestPhysAddr(std::stoull(line.substr(prefix.size()), nullptr, 16)), 8);
+        return host ? reinterpret_cast<const volatile std::uint64_t *>(*host) : nullptr;
+    }
+    return nullptr;
+}
+
+// The guest writes a specific EOI for IRQ 4 to the PIC in a loop (~10^5 a second here) with
+// every line masked; the VMM raises IRQ 4 every 20 ms and its acknowledgement handler takes
+// 50 us. Only acknowledgements of those raises reach the handler, and stop and destroy stay
+// prompt.
+TEST(IrqAck, ForgedAcksOfALineNobodyRaisedAreDropped) {
+    GUESTVM_REQUIRE_KVM(host);
+    test::Capture capture;
+    EntryState entry;
+    auto vm = irq_vm(host, capture, entry, "forged_ack");
+    ASSERT_TRUE(vm);
+    Vm &v = *vm;
+    std::atomic<int> calls{0};
+    ASSERT_TRUE(v.set_irq_ack_handler(4, [&](int) {
+        ++calls;
+        std::this_thread::sleep_for(50us);
+    }));
+    const auto rss_before = test::process_usage().rss_kib;
+    ASSERT_TRUE(v.start_core(0, entry));
+    std::atomic<bool> returned{false};
+    StopInfo stop;
+    std::thread runner([&] {
+        stop = v.run();
+        returned = true;
+    });
+    const volatile std::uint64_t *forged = forged_counter(v, capture);
+    EXPECT_NE(forged, nullptr) << capture.text();
+    int raises = 0;
+    for (auto t0 = Clock::now(); since(t0) < 2s; std::this_thread::sleep_for(20ms)) {
+        EXPECT_TRUE(v.pulse_irq(4));
+        ++raises;
+    }
+    const std::uint64_t writes = forged != nullptr ? *forged : 0;
+    const int seen = calls.load();
+    const auto rss_after = test::process_usage().rss_kib;
+    EXPECT_GT(writes, 20000u) << "the guest hardly ran";
+    EXPECT_GE(seen, 1) << "no raise was acknowledged";
+    // A raise overlapping an acknowledgement may be acknowledged twice, never more.
+    EXPECT_LE(seen, 2 * raises + 1) << writes << " forged EOIs, " << raises << " raises";
+    EXPECT_LT(rss_after, rss_before + 32 * 1024) << "KiB";
+
+    {
+        test::Watchdog watchdog(20s, "Vm::stop with forged acknowledgements");
+        auto t0 = Clock::now();
+        v.stop();
+        while (!returned.load() && since(t0) < 20s) std::this_thread::sleep_for(1ms);
+        EXPECT_LT(since(t0), 1s) << "run() returned late";
+        runner.join();
+    }
+    EXPECT_EQ(stop.reason, StopReason::kRequested) << stop.message;
+    test::Watchdog watchdog(20s, "destroying the Vm with forged acknowledgements");
+    auto t0 = Clock::now();
+    vm.reset();
+    EXPECT_LT(since(t0), 1s) << "destroying the Vm took long";
+}
+
 // ---- the C API ----
 
 struct AckLog {
@@ -143,8 +229,8 @@ void on_ack(vm_vcpu_t *vcpu, int irq, void *cookie) {
     log->threads.push_back(std::this_thread::get_id());
     log->vcpus.push_back(vcpu);
     log->cookies.push_back(cookie);
-    // The third UART interrupt is done: the device model raises the next line.
-    if (irq == 4 && std::count(log->lines.begin(), log->lines.end(), 4) == 3) {
+    // The first UART interrupt is done: the device model raises the next line.
+    if (irq == 4 && std::count(log->lines.begin(), log->lines.end(), 4) == 1) {
         log->inject_result = vm_inject_irq(vcpu, 3);
     }
 }
@@ -185,16 +271,16 @@ TEST(IrqAck, VmRegisterIrqCallsBackOnVmRunsThread) {
     ASSERT_EQ(vcpu_start(vcpu), 0) << guestvm_last_error();
     EXPECT_EQ(vm_run(&vm), 0) << guestvm_last_error();
     EXPECT_EQ(guestvm_vm_stop_reason(&vm, nullptr, 0), GUESTVM_STOP_POWER_OFF);
-    // IRQ 4's three acknowledgements came before IRQ 3 was raised (the guest could not have
-    // finished otherwise); IRQ 3's may arrive after the guest powered off, when no run loop is
-    // left to call it, so it is seen at most once.
-    ASSERT_GE(log.lines.size(), 3u);
-    EXPECT_EQ(std::vector<int>(log.lines.begin(), log.lines.begin() + 3),
-              (std::vector<int>{4, 4, 4}));
-    EXPECT_LE(log.lines.size(), 4u);
-    if (log.lines.size() == 4) {
-        EXPECT_EQ(log.lines[3], 3);
-    }
+    // An acknowledgement of IRQ 4 came first (IRQ 3 is raised from it; the guest could not
+    // have finished otherwise), then up to two more; IRQ 3's may arrive after the guest powered
+    // off, when no run loop is left to call it, so it is seen at most once.
+    ASSERT_GE(log.lines.size(), 1u);
+    EXPECT_EQ(log.lines[0], 4);
+    const auto fours = std::count(log.lines.begin(), log.lines.end(), 4);
+    EXPECT_LE(fours, 3);
+    EXPECT_LE(std::count(log.lines.begin(), log.lines.end(), 3), 1);
+    EXPECT_EQ(static_cast<std::size_t>(fours + std::count(log.lines.begin(), log.lines.end(), 3)),
+              log.lines.size());
     EXPECT_EQ(log.inject_result, 0);
     for (std::size_t i = 0; i < log.lines.size(); ++i) {
         EXPECT_EQ(log.threads[i], std::this_thread::get_id()) << "ack " << i;
