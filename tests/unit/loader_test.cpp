@@ -400,7 +400,8 @@ TEST(Decompress, MemoryFollowsTheRealOutputNotTheStatedSize) {
         EXPECT_NE(out.error().message().find("0x1000 bytes decoded"), std::string::npos)
             << out.error().message();
     }
-    EXPECT_LT(peak.kib(), 32u << 10) << "KiB above the start";
+    // The broken decoder peaked at ~1 GiB; sanitizer shadow memory adds ~15 MiB under TSan.
+    EXPECT_LT(peak.kib(), 128u << 10) << "KiB above the start";
 }
 
 // Payloads that decode to far more than their own size (here 32 MiB of zeros) grow the output
