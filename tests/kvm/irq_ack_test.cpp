@@ -142,21 +142,6 @@ std::chrono::milliseconds since(Clock::time_point t0) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
 }
 
-/// The forged_ack guest's count of EOIs written, once it has printed where it keeps it.
-const volatile std::uint64_t *forged_counter(Vm &vm, test::Capture &capture) {
-    const std::string prefix = "forged_ack: counter at ";
-    for (int i = 0; i < 1000 && !capture.has_complete_line(prefix); ++i) {
-        std::this_thread::sleep_for(10ms);
-    }
-    for (const auto &line : capture.lines()) {
-        if (line.rfind(prefix, 0) != 0) continue;
-        auto host = vm.vspace().translate(
-            GuestPhysAddr(std::stoull(line.substr(prefix.size()), nullptr, 16)), 8);
-        return host ? reinterpret_cast<const volatile std::uint64_t *>(*host) : nullptr;
-    }
-    return nullptr;
-}
-
 // The guest writes a specific EOI for IRQ 4 to the PIC in a loop (~10^5 a second here) with
 // every line masked; the VMM raises IRQ 4 every 20 ms and its acknowledgement handler takes
 // 50 us. Only acknowledgements of those raises reach the handler, and stop and destroy stay
@@ -181,7 +166,7 @@ TEST(IrqAck, ForgedAcksOfALineNobodyRaisedAreDropped) {
         stop = v.run();
         returned = true;
     });
-    const volatile std::uint64_t *forged = forged_counter(v, capture);
+    const volatile std::uint64_t *forged = test::forged_counter(v, capture);
     EXPECT_NE(forged, nullptr) << capture.text();
     int raises = 0;
     for (auto t0 = Clock::now(); since(t0) < 2s; std::this_thread::sleep_for(20ms)) {

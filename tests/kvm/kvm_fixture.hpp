@@ -3,9 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "guestvm/host.hpp"
@@ -116,6 +118,21 @@ inline std::unique_ptr<Vm> make_vm(std::shared_ptr<Host> host, const std::string
     if (!loaded) return nullptr;
     if (entry) *entry = loaded->entry.rip;
     return std::move(*vm);
+}
+
+/// The forged_ack guest's count of EOIs written, once it has printed where it keeps it.
+inline const volatile std::uint64_t *forged_counter(Vm &vm, test::Capture &capture) {
+    const std::string prefix = "forged_ack: counter at ";
+    for (int i = 0; i < 1000 && !capture.has_complete_line(prefix); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    for (const auto &line : capture.lines()) {
+        if (line.rfind(prefix, 0) != 0) continue;
+        auto host = vm.vspace().translate(
+            GuestPhysAddr(std::stoull(line.substr(prefix.size()), nullptr, 16)), 8);
+        return host ? reinterpret_cast<const volatile std::uint64_t *>(*host) : nullptr;
+    }
+    return nullptr;
 }
 
 }  // namespace guestvm::test
