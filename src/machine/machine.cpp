@@ -49,9 +49,13 @@ class VmPowerOps final : public x86::PowerOps {
         return vm_.vspace().find(GuestPhysAddr(gpa)).has_value();
     }
     bool wide_registers() const override { return vm_.boot_mode() == BootMode::kLong64; }
-    Result<Registers> registers(int vcpu) override { return self(vcpu).registers(); }
+    Result<Registers> registers(int vcpu) override {
+        GUESTVM_TRY_ASSIGN(v, self(vcpu));
+        return v->registers();
+    }
     Status set_registers(int vcpu, const Registers &regs) override {
-        return self(vcpu).set_registers(regs);
+        GUESTVM_TRY_ASSIGN(v, self(vcpu));
+        return v->set_registers(regs);
     }
     Status start_core(int core, std::uint64_t entry, std::uint64_t context) override {
         return vm_.start_core(core, entry, context);
@@ -60,7 +64,10 @@ class VmPowerOps final : public x86::PowerOps {
         const Vcpu *v = vm_.vcpu_for_target(core);
         return v != nullptr && v->online();
     }
-    Status cpu_off(int vcpu) override { return self(vcpu).cpu_off(); }
+    Status cpu_off(int vcpu) override {
+        GUESTVM_TRY_ASSIGN(v, self(vcpu));
+        return v->cpu_off();
+    }
     void system_off(int vcpu) override {
         vm_.stop({StopReason::kPowerOff, "guest called SYSTEM_OFF", vcpu});
     }
@@ -69,8 +76,12 @@ class VmPowerOps final : public x86::PowerOps {
     }
 
   private:
-    // The router only hands a device the id of the vCPU that exited, which exists.
-    Vcpu &self(int vcpu) const { return *vm_.vcpu(vcpu); }
+    // The router hands a device the id of the vCPU that exited; anything else is refused.
+    Result<Vcpu *> self(int vcpu) const {
+        if (Vcpu *v = vm_.vcpu(vcpu)) return v;
+        return make_error(Errc::kNotFound,
+                          fmt::format("platform call from vCPU {}: no such vCPU", vcpu));
+    }
     Vm &vm_;
 };
 

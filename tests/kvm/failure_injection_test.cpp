@@ -259,7 +259,7 @@ void walk_vm_create(bool irqchip) {
                       [irqchip](Ctx &c) {
                           std::string why;
                           auto made = build_machine(test::shared_host(&why),
-                                                 walk_config(c.vm.capture, 1, irqchip));
+                                                    walk_config(c.vm.capture, 1, irqchip));
                           if (made) c.vm.vm = std::move(*made);
                           return outcome(made);
                       },

@@ -68,14 +68,6 @@ nlohmann::json vcpus_json(const std::vector<Row> &rows) {
     return vcpus;
 }
 
-std::uint64_t platform_calls(const Report &report) {
-    std::uint64_t n = 0;
-    for (const auto &[device, exits] : report.port_exits) {
-        if (device == "platform-call") n += exits;
-    }
-    return n;
-}
-
 nlohmann::json exits_json(const Report &report) {
     nlohmann::json exits;
     const ExitCounts &total = report.exits;
@@ -85,15 +77,20 @@ nlohmann::json exits_json(const Report &report) {
     nlohmann::json ports = nlohmann::json::object();
     for (const auto &[device, n] : report.port_exits) ports[device] = n;
     exits["ports"] = ports;
-    exits["platform_call"] = platform_calls(report);
+    exits["platform_call"] = report.platform_calls;
     return exits;
 }
 
 }  // namespace
 
 Report gather_report(Vm &vm, std::string guest, std::string format, StopInfo stop) {
-    return {std::move(guest),  std::move(format),  std::move(stop),
-            util_table(vm),     vm.exit_counts(), vm.port_exits()};
+    return {std::move(guest),
+            std::move(format),
+            std::move(stop),
+            util_table(vm),
+            vm.exit_counts(),
+            vm.port_exits(),
+            vm.port_exits("platform-call")};
 }
 
 void print_text(const Report &report) {

@@ -62,8 +62,9 @@ struct Report {
     std::string format;  // the loader's name for its format
     StopInfo stop;
     std::vector<Row> rows;
-    ExitCounts exits;  // the whole VM's
+    ExitCounts exits;                                               // the whole VM's
     std::vector<std::pair<std::string, std::uint64_t>> port_exits;  // by device, port order
+    std::uint64_t platform_calls = 0;  // the platform call's share of them
 };
 
 /// The report on `vm`, which has stopped for `stop`.
