@@ -21,6 +21,7 @@ namespace guestvm {
 class Vm;
 struct EntryState;
 
+
 /// A vCPU's lifecycle. The legal transitions live in one place (Vcpu.cpp):
 ///   kCreated/kOff --start--> kRunning <--suspend/resume--> kSuspended
 ///   kRunning/kSuspended --CPU_OFF--> kOff      any --VM stop / fatal exit--> kStopped
@@ -88,6 +89,8 @@ class Vcpu {
     Status thread_attributes() const;
 
     ExitCounts exit_counts() const noexcept;
+    /// Where the guest was each time Vm::sample_rips() interrupted it: RIP → samples.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> rip_samples() const;
     /// What the creator attached with Vm::add_vcpu (immutable).
     void *user_data() const noexcept { return user_data_; }
 
@@ -128,6 +131,8 @@ class Vcpu {
     /// Called by the run loop on CPU_OFF from the guest (state → kOff).
     void go_off();
     void count(ExitKind kind) noexcept;
+    /// Vm::sample_rips for this vCPU.
+    void sample_rip();
     bool set_state_locked(VcpuState to);
 
     Vm &vm_;

@@ -29,6 +29,13 @@ using VcpuStateObserver = std::function<void(Vcpu &vcpu, VcpuState state)>;
 
 /// How to create a Vm: what the core itself needs. Which RAM, vCPUs and devices a VM gets is
 /// the machine builder's business (guestvm/machine.hpp: MachineConfig, build_machine).
+/// Completing, in the VMM, the instructions a host's KVM refuses to emulate (docs/linux.md).
+enum class EmulationAssist : std::uint8_t {
+    kAuto,  ///< on where the host's KVM emulates guest kernel code (no VMX/SVM on the host)
+    kOn,
+    kOff,
+};
+
 struct VmConfig {
     std::string name = "vm";
     /// The mode vCPUs started by core id (start_core) begin in (Vm::set_boot_mode changes it).
@@ -41,6 +48,11 @@ struct VmConfig {
     /// Told when a vCPU is assigned a core, or -1 when a failed start_core undoes its claim
     /// (under the VM's assignment lock). Optional.
     std::function<void(Vcpu &vcpu, int core)> vcpu_assign_observer;
+    /// On: vCPUs see a CPUID without the features whose instructions the host's emulator
+    /// refuses, and the few refused instructions a kernel still runs (int3, fwait, ldmxcsr,
+    /// stmxcsr, clac, stac) are completed by the VMM on KVM's emulation-failure exit. Any other
+    /// refused instruction stops the VM with its bytes in the message.
+    EmulationAssist emulation_assist = EmulationAssist::kAuto;
 };
 
 /// One VM. Created from a Host; owns its KVM VM, guest memory, vCPUs and their capabilities,
@@ -143,6 +155,15 @@ class Vm {
     std::vector<std::pair<std::string, std::uint64_t>> port_exits() const;
     /// Port exits taken by the handler named `name` (0 when there is none).
     std::uint64_t port_exits(std::string_view name) const;
+    /// Whether VmConfig::emulation_assist resolved to on for this VM.
+    bool emulation_assist() const noexcept { return assist_; }
+    /// Arguments a Linux guest's command line needs on this VM: with the emulation assist on,
+    /// the features it hides also hidden through Linux's `clearcpuid=` / `noxsave` (some hosts'
+    /// KVM shows the guest the host's CPUID whatever KVM_SET_CPUID2 says); else empty.
+    std::string linux_kernel_args() const;
+    /// Instructions the VMM completed for the host's emulator, by mnemonic, over all vCPUs
+    /// (only those completed at least once).
+    std::vector<std::pair<std::string, std::uint64_t>> assisted_instructions() const;
     /// Reserves guest-physical [addr, addr+size) for `h` (GuestVSpace::reserve).
     Status add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string name,
                             MmioHandler h);
@@ -167,6 +188,12 @@ class Vm {
     /// From the call on, the VM also stops when no vCPU is online (kAllVcpusOff), at once if
     /// none is online when it is called; before it, vCPUs may go off while others are started.
     StopInfo run();
+    /// Interrupts every vCPU running guest code once (the kick signal, without parking it) and
+    /// records the guest RIP it left at (Vcpu::rip_samples): call it periodically from a
+    /// thread of the VMM's to see where a guest spends its time. Any thread.
+    void sample_rips();
+    /// Every vCPU's samples, summed by RIP, most frequent first.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> rip_samples() const;
     /// Runs `task` on the thread blocked in run() (at once if it is there, else when run() is
     /// called), in posting order; the way to hand the VMM's main loop work from other threads.
     /// kBadState once the VM has stopped (tasks not yet run when it stops are dropped).
@@ -223,6 +250,7 @@ class Vm {
     std::atomic<BootMode> boot_mode_;
     std::atomic<bool> irqchip_{false};
     std::atomic<bool> stopping_{false};
+    bool assist_ = false;  // set in setup(), before any vCPU exists
 };
 
 }  // namespace guestvm

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "arch/x86/insn_assist.hpp"
 #include "common/handler_scope.hpp"
 
 namespace guestvm {
@@ -210,10 +211,12 @@ Route ExitRouter::on_fail_entry(ExitContext &ctx, const kvm::FailEntryExit &e) c
 Route ExitRouter::on_internal_error(ExitContext &ctx, const kvm::InternalErrorExit &e) const {
     return event(ctx, {ExitEvent::Kind::kInternalError, e.suberror}, [&] {
         return stop_vm(StopReason::kGuestFault,
-                       fmt::format("KVM internal error, suberror {}{}", e.suberror,
-                                   e.suberror == KVM_INTERNAL_ERROR_EMULATION
-                                       ? " (emulation failure: likely a triple fault)"
-                                       : ""),
+                       e.suberror == KVM_INTERNAL_ERROR_EMULATION
+                           ? fmt::format("KVM internal error, suberror 1 (emulation failure: "
+                                         "the host's KVM refused instruction bytes {}, or a "
+                                         "triple fault)",
+                                         x86::hex_bytes(std::span(e.insn.data(), e.insn_len)))
+                           : fmt::format("KVM internal error, suberror {}", e.suberror),
                        ctx.vcpu_id);
     });
 }

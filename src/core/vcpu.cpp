@@ -304,6 +304,18 @@ ExitCounts Vcpu::exit_counts() const noexcept {
     return out;
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> Vcpu::rip_samples() const {
+    std::lock_guard lock(s_->samples_mutex_);
+    return {s_->samples_.begin(), s_->samples_.end()};
+}
+
+void Vcpu::sample_rip() {
+    std::lock_guard lock(s_->mutex_);
+    if (!s_->in_guest_ || !s_->thread_.joinable() || s_->thread_done_) return;
+    s_->sample_requested_.store(true, std::memory_order_release);
+    ::pthread_kill(s_->thread_.native_handle(), vm_.host().kick_signal());
+}
+
 Status Vcpu::cpu_off() {
     if (!on_own_thread()) {
         return make_error(Errc::kBadState,

@@ -11,7 +11,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
+#include "arch/x86/insn_assist.hpp"
 #include "core/objects.hpp"
 #include "guestvm/exits.hpp"
 #include "guestvm/vcpu.hpp"
@@ -32,6 +34,14 @@ struct Vcpu::State {
     std::shared_ptr<TcbObject> tcb_object_;
     std::shared_ptr<VcpuObject> vcpu_object_;
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ExitKind::kCount)> exits_{};
+    // Instructions completed for the host's emulator (x86::AssistedInsn order).
+    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(x86::AssistedInsn::kCount)>
+        assisted_{};
+
+    // RIP samples (Vm::sample_rips): asked for by sample_requested_, taken by the run loop.
+    std::atomic<bool> sample_requested_{false};
+    mutable std::mutex samples_mutex_;
+    std::unordered_map<std::uint64_t, std::uint64_t> samples_;
 
     // Thread control, guarded by mutex_.
     mutable std::mutex mutex_;

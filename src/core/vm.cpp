@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_map>
 
 #include "arch/x86/boot.hpp"
+#include "arch/x86/insn_assist.hpp"
 #include "common/handler_scope.hpp"
 #include "core/exit_router.hpp"
 #include "core/host_state.hpp"
@@ -57,6 +59,14 @@ Status Vm::setup() {
         config_.unhandled_io, [memory = guest_vspace_.get()](ExitContext &ctx, MmioAccess &a) {
             return memory->dispatch_fault(ctx, a);
         });
+    assist_ =
+        config_.emulation_assist == EmulationAssist::kOn ||
+        (config_.emulation_assist == EmulationAssist::kAuto && x86::host_emulates_guest_kernel());
+    if (assist_ && s_->fd_->check_extension(KVM_CAP_EXIT_ON_EMULATION_FAILURE) > 0) {
+        // Every emulation failure comes to the VMM (without it KVM queues a #UD for one at CPL
+        // 3), with no #UD queued behind it.
+        GUESTVM_TRY(s_->fd_->enable_cap(KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1));
+    }
     GUESTVM_TRY(s_->fd_->set_tss_addr(x86::kTssAddr));
     return s_->fd_->set_identity_map_addr(x86::kIdentityMapAddr);
 }
@@ -100,7 +110,9 @@ Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial,
     // before it is published goes back to the VM fd, and the next add_vcpu reuses it.
     auto fd = s_->fd_->create_vcpu(id);
     if (!fd) return std::unexpected(std::move(fd).error());
-    Status configured = fd->set_cpuid(x86::vcpu_cpuid(host_kvm(*host_).supported_cpuid(), id));
+    auto cpuid = x86::vcpu_cpuid(host_kvm(*host_).supported_cpuid(), id);
+    if (assist_) x86::mask_cpuid_for_emulating_host(cpuid);
+    Status configured = fd->set_cpuid(cpuid);
     if (configured && initial != nullptr) configured = x86::apply_entry_state(*fd, *initial);
     if (!configured) {
         s_->fd_->give_back(std::move(*fd));
@@ -319,6 +331,49 @@ std::uint64_t Vm::port_exits(std::string_view name) const {
         if (handler == name) n += exits;
     }
     return n;
+}
+
+void Vm::sample_rips() {
+    for (int i = 0; i < vcpu_count(); ++i) {
+        Vcpu *v = vcpus_[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
+        if (v != nullptr) v->sample_rip();
+    }
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> Vm::rip_samples() const {
+    std::unordered_map<std::uint64_t, std::uint64_t> sum;
+    for (int i = 0; i < vcpu_count(); ++i) {
+        const Vcpu *v = vcpus_[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
+        if (v == nullptr) continue;
+        for (const auto &[rip, n] : v->rip_samples()) sum[rip] += n;
+    }
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out(sum.begin(), sum.end());
+    std::sort(out.begin(), out.end(), [](const auto &a, const auto &b) {
+        return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    return out;
+}
+
+std::string Vm::linux_kernel_args() const {
+    return assist_ ? x86::linux_args_for_emulating_host() : std::string();
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> Vm::assisted_instructions() const {
+    std::array<std::uint64_t, static_cast<std::size_t>(x86::AssistedInsn::kCount)> sum{};
+    for (int i = 0; i < vcpu_count(); ++i) {
+        const Vcpu *v = vcpus_[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
+        if (v == nullptr) continue;
+        for (std::size_t k = 0; k < sum.size(); ++k) {
+            sum[k] += v->s_->assisted_[k].load(std::memory_order_relaxed);
+        }
+    }
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    for (std::size_t k = 0; k < sum.size(); ++k) {
+        if (sum[k] != 0) {
+            out.emplace_back(x86::assisted_insn_name(static_cast<x86::AssistedInsn>(k)), sum[k]);
+        }
+    }
+    return out;
 }
 
 Status Vm::add_mmio_handler(std::uint64_t addr, std::uint64_t size, std::string name,

@@ -1,6 +1,7 @@
 // guestvm::kvm — a KVM_RUN exit as a typed value instead of a raw kvm_run struct.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <variant>
@@ -32,6 +33,10 @@ struct FailEntryExit {
 };
 struct InternalErrorExit {
     std::uint32_t suberror;
+    /// KVM_INTERNAL_ERROR_EMULATION with KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES:
+    /// the bytes KVM fetched at the failing instruction (insn_len 0: KVM gave none).
+    std::uint8_t insn_len = 0;
+    std::array<std::uint8_t, 15> insn{};
 };
 struct SystemEventExit {
     std::uint32_t type;

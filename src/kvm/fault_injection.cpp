@@ -81,6 +81,26 @@ const char *ioctl_name(unsigned long request) {
             return "KVM_SET_TSS_ADDR";
         case KVM_SET_IDENTITY_MAP_ADDR:
             return "KVM_SET_IDENTITY_MAP_ADDR";
+        case KVM_ENABLE_CAP:
+            return "KVM_ENABLE_CAP";
+        case KVM_GET_MP_STATE:
+            return "KVM_GET_MP_STATE";
+        case KVM_GET_FPU:
+            return "KVM_GET_FPU";
+        case KVM_SET_FPU:
+            return "KVM_SET_FPU";
+        case kIoctlGetXsave:
+            return "KVM_GET_XSAVE";
+        case kIoctlGetXsave2:
+            return "KVM_GET_XSAVE2";
+        case kIoctlSetXsave:
+            return "KVM_SET_XSAVE";
+        case KVM_TRANSLATE:
+            return "KVM_TRANSLATE";
+        case KVM_GET_VCPU_EVENTS:
+            return "KVM_GET_VCPU_EVENTS";
+        case KVM_SET_VCPU_EVENTS:
+            return "KVM_SET_VCPU_EVENTS";
         default:
             return nullptr;
     }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -76,8 +77,12 @@ kvm_regs to_kvm(const Registers &g) {
 
 }  // namespace
 
-VcpuFd::VcpuFd(UniqueFd fd, Mapping run, int id, bool sync_regs)
-    : fd_(std::move(fd)), run_map_(std::move(run)), id_(id), sync_regs_(sync_regs) {
+VcpuFd::VcpuFd(UniqueFd fd, Mapping run, int id, bool sync_regs, std::size_t xsave_size)
+    : fd_(std::move(fd)),
+      run_map_(std::move(run)),
+      id_(id),
+      sync_regs_(sync_regs),
+      xsave_size_(std::max(xsave_size, sizeof(XsaveRegion))) {
     // api.rst (kvm_valid_regs): ask KVM to store the GPRs in kvm_run on every exit.
     if (sync_regs_) run_struct()->kvm_valid_regs = KVM_SYNC_X86_REGS;
 }
@@ -159,8 +164,18 @@ Exit VcpuFd::decode_exit() noexcept {
             return ShutdownExit{};
         case KVM_EXIT_FAIL_ENTRY:
             return FailEntryExit{r->fail_entry.hardware_entry_failure_reason};
-        case KVM_EXIT_INTERNAL_ERROR:
-            return InternalErrorExit{r->internal.suberror};
+        case KVM_EXIT_INTERNAL_ERROR: {
+            InternalErrorExit e{r->internal.suberror};
+            const auto &f = r->emulation_failure;
+            // api.rst: ndata counts the 64-bit words after it; flags and the 16 bytes of
+            // insn_size + insn_bytes are three of them.
+            if (f.suberror == KVM_INTERNAL_ERROR_EMULATION && f.ndata >= 3 &&
+                (f.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) != 0) {
+                e.insn_len = std::min<std::uint8_t>(f.insn_size, 15);
+                std::memcpy(e.insn.data(), f.insn_bytes, e.insn_len);
+            }
+            return e;
+        }
         case KVM_EXIT_SYSTEM_EVENT:
             return SystemEventExit{r->system_event.type};
         case KVM_EXIT_INTR:
@@ -230,6 +245,91 @@ Status VcpuFd::set_cpuid(std::span<const kvm_cpuid_entry2> entries) const {
     }
     return {};
 }
+
+Result<std::uint32_t> VcpuFd::mp_state() const {
+    kvm_mp_state state{};
+    if (fault::ioctl(fd_.get(), KVM_GET_MP_STATE, &state) < 0) {
+        return errno_error(fmt::format("KVM_GET_MP_STATE vcpu {}", id_));
+    }
+    return state.mp_state;
+}
+
+Result<kvm_fpu> VcpuFd::get_fpu() const {
+    kvm_fpu fpu{};
+    if (fault::ioctl(fd_.get(), KVM_GET_FPU, &fpu) < 0) {
+        return errno_error(fmt::format("KVM_GET_FPU vcpu {}", id_));
+    }
+    return fpu;
+}
+
+Status VcpuFd::set_fpu(const kvm_fpu &fpu) const {
+    if (fault::ioctl(fd_.get(), KVM_SET_FPU, const_cast<kvm_fpu *>(&fpu)) < 0) {
+        return errno_error(fmt::format("KVM_SET_FPU vcpu {}", id_));
+    }
+    return {};
+}
+
+Result<std::vector<std::uint8_t>> VcpuFd::get_xsave() const {
+    std::vector<std::uint8_t> area(xsave_size_);
+    // KVM_GET_XSAVE answers EINVAL when the guest's area is larger than struct kvm_xsave.
+    const unsigned long request =
+        xsave_size_ > sizeof(XsaveRegion) ? kIoctlGetXsave2 : kIoctlGetXsave;
+    if (fault::ioctl(fd_.get(), request, area.data()) < 0) {
+        return errno_error(fmt::format("KVM_GET_XSAVE{} vcpu {} ({} bytes)",
+                                       request == kIoctlGetXsave ? "" : "2", id_, area.size()));
+    }
+    return area;
+}
+
+Status VcpuFd::set_xsave(std::span<const std::uint8_t> area) const {
+    if (area.size() < sizeof(XsaveRegion)) {
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("KVM_SET_XSAVE vcpu {}: {} bytes, under the {} it reads", id_,
+                                      area.size(), sizeof(XsaveRegion)));
+    }
+    if (fault::ioctl(fd_.get(), kIoctlSetXsave, const_cast<std::uint8_t *>(area.data())) < 0) {
+        return errno_error(fmt::format("KVM_SET_XSAVE vcpu {}", id_));
+    }
+    return {};
+}
+
+Result<Translation> VcpuFd::translate(std::uint64_t linear) const {
+    kvm_translation t{};
+    t.linear_address = linear;
+    if (fault::ioctl(fd_.get(), KVM_TRANSLATE, &t) < 0) {
+        return errno_error(fmt::format("KVM_TRANSLATE vcpu {}", id_));
+    }
+    return Translation{t.physical_address, t.valid != 0, t.writeable != 0, t.usermode != 0};
+}
+
+Status VcpuFd::set_exception(std::optional<std::uint8_t> vector,
+                             std::optional<std::uint32_t> error_code) const {
+    kvm_vcpu_events ev{};
+    if (fault::ioctl(fd_.get(), KVM_GET_VCPU_EVENTS, &ev) < 0) {
+        return errno_error(fmt::format("KVM_GET_VCPU_EVENTS vcpu {}", id_));
+    }
+    if (!vector && !ev.exception.injected && !ev.exception.pending) return {};
+    // api.rst 4.31: an exception marked injected is delivered on the next entry; any one KVM
+    // queued itself (the #UD of a failed emulation) is replaced or dropped.
+    ev.exception.injected = vector ? 1 : 0;
+    ev.exception.pending = 0;
+    ev.exception.nr = vector.value_or(0);
+    ev.exception.has_error_code = error_code.has_value() ? 1 : 0;
+    ev.exception.error_code = error_code.value_or(0);
+    ev.exception_has_payload = 0;
+    ev.flags = 0;
+    if (fault::ioctl(fd_.get(), KVM_SET_VCPU_EVENTS, &ev) < 0) {
+        return errno_error(fmt::format("KVM_SET_VCPU_EVENTS vcpu {}", id_));
+    }
+    return {};
+}
+
+Status VcpuFd::inject_exception(std::uint8_t vector,
+                                std::optional<std::uint32_t> error_code) const {
+    return set_exception(vector, error_code);
+}
+
+Status VcpuFd::clear_pending_exception() const { return set_exception(std::nullopt, std::nullopt); }
 
 Status VcpuFd::make_runnable() const {
     kvm_mp_state state{};

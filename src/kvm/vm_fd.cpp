@@ -5,6 +5,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
+
 #include "kvm/fault_injection.hpp"
 #include "kvm/vcpu_fd.hpp"
 
@@ -32,7 +34,11 @@ Result<VcpuFd> VmFd::create_vcpu(int id) {
     // KVM_CHECK_EXTENSION on the VM fd answers for this VM (api.rst 4.4).
     const int sync = check_extension(KVM_CAP_SYNC_REGS);
     const bool sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS) != 0;
-    return VcpuFd(std::move(owned), std::move(*run), id, sync_regs);
+    // api.rst (KVM_CAP_XSAVE2): the XSAVE area's size for this VM, larger than struct
+    // kvm_xsave once the host has dynamic features (AMX); 0 when the capability is absent.
+    const int xsave = check_extension(KVM_CAP_XSAVE2);
+    return VcpuFd(std::move(owned), std::move(*run), id, sync_regs,
+                  static_cast<std::size_t>(std::max(xsave, 0)));
 }
 
 void VmFd::give_back(VcpuFd &&vcpu) noexcept {
@@ -52,6 +58,19 @@ Status VmFd::set_memory_region(std::uint32_t slot, std::uint64_t gpa, std::uint6
     if (fault::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
         return errno_error(
             fmt::format("KVM_SET_USER_MEMORY_REGION slot {} [{:#x}, +{:#x})", slot, gpa, size));
+    }
+    return {};
+}
+
+Status VmFd::enable_cap(std::uint32_t cap, std::uint64_t arg) const {
+    kvm_enable_cap c{};
+    c.cap = cap;
+    c.args[0] = arg;
+    if (fault::ioctl(fd_.get(), KVM_ENABLE_CAP, &c) < 0) {
+        return errno_error(
+            fmt::format("KVM_ENABLE_CAP {}", cap == KVM_CAP_EXIT_ON_EMULATION_FAILURE
+                                                 ? "KVM_CAP_EXIT_ON_EMULATION_FAILURE"
+                                                 : std::to_string(cap)));
     }
     return {};
 }

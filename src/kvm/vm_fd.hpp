@@ -54,6 +54,9 @@ class VmFd {
     /// Undoes assign_resample_irqfd.
     Status deassign_irqfd(std::uint32_t gsi, int trigger) const;
 
+    /// KVM_ENABLE_CAP on this VM with args[0] = `arg`.
+    Status enable_cap(std::uint32_t cap, std::uint64_t arg) const;
+
     /// KVM_CHECK_EXTENSION on this VM; 0 when absent.
     int check_extension(int cap) const noexcept;
 

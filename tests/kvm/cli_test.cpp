@@ -280,8 +280,8 @@ TEST(Cli, RunsEachImageFormat) {
     Ran elf32 = run_cli("run " + g + "probe32.elf");
     EXPECT_EQ(elf32.status, 0) << elf32.out;
     EXPECT_EQ(elf32.out.rfind("probe32: cr0.pe=1 cr0.pg=0 cs=0x08 entry=elf\n", 0), 0u);
-    Ran pvh = run_cli("run --mem 32M --kernel " + g + "probe32.elf --cmdline 'a b c' --initrd " +
-                          g + "real_mode.bin --json",
+    Ran pvh = run_cli("run --mem 32M --emulation-assist off --kernel " + g +
+                          "probe32.elf --cmdline 'a b c' --initrd " + g + "real_mode.bin --json",
                       false);
     EXPECT_EQ(pvh.status, 0) << pvh.out;
     auto doc = nlohmann::json::parse(pvh.out, nullptr, false);
@@ -294,9 +294,16 @@ TEST(Cli, RunsEachImageFormat) {
               std::string::npos)
         << serial;
     EXPECT_NE(serial.find("modules=1"), std::string::npos) << serial;
-    Ran bz = run_cli("run --kernel " + g + "bzimage_probe.bin --boot bzimage --cmdline x=1");
+    Ran bz = run_cli("run --emulation-assist off --kernel " + g +
+                     "bzimage_probe.bin --boot bzimage --cmdline x=1");
     EXPECT_EQ(bz.status, 0) << bz.out;
     EXPECT_NE(bz.out.find("bzimage64: cmdline=x=1\n"), std::string::npos) << bz.out;
+    // With the emulation assist on, the kernel is also told which features to leave alone.
+    Ran assisted = run_cli("run --emulation-assist on --kernel " + g +
+                           "bzimage_probe.bin --boot bzimage --cmdline x=1");
+    EXPECT_EQ(assisted.status, 0) << assisted.out;
+    EXPECT_NE(assisted.out.find("bzimage64: cmdline=x=1 noxsave clearcpuid="), std::string::npos)
+        << assisted.out;
     // With the in-kernel local APICs, cores the guest starts must still run (not wait for SIPI).
     Ran smp = run_cli("run --irqchip --vcpus 4");
     EXPECT_EQ(smp.status, 0) << smp.out;
@@ -449,6 +456,37 @@ TEST(Cli, KernelPayloadStatingMoreThanItHoldsCostsWhatItHolds) {
         EXPECT_LT(r->peak_rss_kib, quiet.peak_rss_kib + 32 * 1024)
             << "a run of tiny peaked at " << quiet.peak_rss_kib << " KiB";
     }
+}
+
+}  // namespace
+}  // namespace guestvm
+
+namespace guestvm {
+namespace {
+
+// --sample-rip: a guest that spins in one small loop is found there; the samples land in both
+// the text and the JSON report. A bad period is refused before anything runs.
+TEST(Cli, SampleRipFindsWhereTheGuestSpins) {
+    GUESTVM_REQUIRE_KVM(host);
+    const std::string spin = test::guest_path("spin");
+    RanMeasured r =
+        run_cli_measured({"run", "--json", "--sample-rip", "2", "--timeout", "1", spin});
+    ASSERT_EQ(r.status, 4) << r.out.substr(0, 4096);
+    auto doc = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(doc.is_discarded()) << r.out.substr(0, 4096);
+    ASSERT_TRUE(doc.contains("rip_samples")) << r.out.substr(0, 4096);
+    const std::uint64_t total = doc["rip_samples"]["total"];
+    EXPECT_GT(total, 20u);  // ~1 s at one sample per 2 ms, on a loaded host far fewer
+    std::uint64_t in_loop = 0;
+    for (const auto &s : doc["rip_samples"]["top"]) {
+        const std::uint64_t rip = s["rip"];
+        if (rip >= 0x100000 && rip < 0x101000) in_loop += s["samples"].get<std::uint64_t>();
+    }
+    EXPECT_EQ(in_loop, total) << "every sample is in the guest's one page of code";
+    Ran text = run_cli(fmt::format("run --sample-rip 2 --timeout 0.5 {}", spin));
+    EXPECT_NE(text.out.find("guest RIP samples:"), std::string::npos) << text.out;
+    Ran bad = run_cli(fmt::format("run --sample-rip 0 {}", spin));
+    EXPECT_NE(bad.status, 0);
 }
 
 }  // namespace

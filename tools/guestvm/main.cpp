@@ -97,6 +97,17 @@ void add_run_options(CLI::App &run_cmd, Options &opt) {
                     "How to enter --kernel: pvh (decompressed on the host, default) or "
                     "bzimage (the boot protocol's 64-bit entry)")
         ->check(CLI::IsMember({"pvh", "bzimage"}));
+    run_cmd
+        .add_option("--emulation-assist", opt.emulation_assist,
+                    "Complete in the VMM the instructions a host's KVM refuses to emulate, and "
+                    "hide the CPU features that lead to them: auto (on where the host CPU has no "
+                    "VMX/SVM), on, off")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
+    run_cmd
+        .add_option("--sample-rip", opt.sample_rip_ms,
+                    "Interrupt the vCPUs every this many milliseconds and report where the "
+                    "guest was (the most frequent RIPs)")
+        ->check(CLI::PositiveNumber);
     run_cmd.add_option("--flat", opt.flat, "Flat binary to run in real mode");
     run_cmd.add_option("--load-addr", opt.load_addr,
                        "Where --flat goes, below 1 MiB (default 0x10000: CS:IP 1000:0000)");

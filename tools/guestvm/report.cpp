@@ -84,13 +84,18 @@ nlohmann::json exits_json(const Report &report) {
 }  // namespace
 
 Report gather_report(Vm &vm, std::string guest, std::string format, StopInfo stop) {
-    return {std::move(guest),
-            std::move(format),
-            std::move(stop),
-            util_table(vm),
-            vm.exit_counts(),
-            vm.port_exits(),
-            vm.port_exits("platform-call")};
+    Report r{std::move(guest),
+             std::move(format),
+             std::move(stop),
+             util_table(vm),
+             vm.exit_counts(),
+             vm.port_exits(),
+             vm.port_exits("platform-call"),
+             vm.assisted_instructions(),
+             vm.rip_samples()};
+    for (const auto &[rip, n] : r.rip_samples) r.rip_sample_total += n;
+    if (r.rip_samples.size() > kTopRips) r.rip_samples.resize(kTopRips);
+    return r;
 }
 
 void print_text(const Report &report) {
@@ -118,6 +123,22 @@ void print_text(const Report &report) {
         if (n != 0) summary += fmt::format(" {}={}", device, n);
     }
     std::puts(summary.c_str());
+    if (!report.assisted.empty()) {
+        std::string line = "completed for the host's emulator:";
+        for (const auto &[insn, n] : report.assisted) line += fmt::format(" {}={}", insn, n);
+        std::puts(line.c_str());
+    }
+    if (report.rip_sample_total != 0) {
+        std::puts(fmt::format("guest RIP samples: {} (top {})", report.rip_sample_total,
+                              report.rip_samples.size())
+                      .c_str());
+        for (const auto &[rip, n] : report.rip_samples) {
+            std::puts(fmt::format("  {:#018x} {:>8} {:5.1f}%", rip, n,
+                                  100.0 * static_cast<double>(n) /
+                                      static_cast<double>(report.rip_sample_total))
+                          .c_str());
+        }
+    }
 }
 
 void print_json(const Report &report, const SerialTail &serial) {
@@ -135,6 +156,14 @@ void print_json(const Report &report, const SerialTail &serial) {
     doc["serial_dropped_bytes"] = serial.dropped_bytes();
     doc["vcpus"] = vcpus_json(report.rows);
     doc["exits"] = exits_json(report);
+    doc["assisted"] = nlohmann::json::object();
+    for (const auto &[insn, n] : report.assisted) doc["assisted"][insn] = n;
+    if (report.rip_sample_total != 0) {
+        doc["rip_samples"] = {{"total", report.rip_sample_total}, {"top", nlohmann::json::array()}};
+        for (const auto &[rip, n] : report.rip_samples) {
+            doc["rip_samples"]["top"].push_back({{"rip", rip}, {"samples", n}});
+        }
+    }
     std::puts(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
 }
 

@@ -65,7 +65,13 @@ struct Report {
     ExitCounts exits;                                               // the whole VM's
     std::vector<std::pair<std::string, std::uint64_t>> port_exits;  // by device, port order
     std::uint64_t platform_calls = 0;  // the platform call's share of them
+    // Instructions the VMM completed for the host's emulator, by mnemonic.
+    std::vector<std::pair<std::string, std::uint64_t>> assisted;
+    // --sample-rip: guest RIPs, most frequent first (at most kTopRips).
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> rip_samples;
+    std::uint64_t rip_sample_total = 0;
 };
+inline constexpr std::size_t kTopRips = 20;
 
 /// The report on `vm`, which has stopped for `stop`.
 Report gather_report(Vm &vm, std::string guest, std::string format, StopInfo stop);

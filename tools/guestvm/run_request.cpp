@@ -73,6 +73,10 @@ std::expected<RunRequest, Refusal> make_request(const Options &opt) {
     req.path = is_kernel ? opt.kernel : !opt.flat.empty() ? opt.flat : opt.guest;
     req.initrd = opt.initrd;
     req.cmdline = opt.cmdline;
+    if (opt.sample_rip_ms > 0) req.sample_rip_ms = opt.sample_rip_ms;
+    req.emulation_assist = opt.emulation_assist == "on"    ? EmulationAssist::kOn
+                           : opt.emulation_assist == "off" ? EmulationAssist::kOff
+                                                           : EmulationAssist::kAuto;
     req.load_addr = kDefaultFlatLoadAddr;
     if (!opt.load_addr.empty()) {
         const auto at = parse_size(opt.load_addr);

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "guestvm/vm.hpp"
+
 namespace guestvm::cli {
 
 // Exit statuses (also in --help).
@@ -30,6 +32,8 @@ struct Options {
     std::string initrd;
     std::string cmdline;
     std::string boot = "pvh";
+    std::string emulation_assist = "auto";
+    double sample_rip_ms = 0;
 };
 
 enum class ImageKind { kBuiltinDemo, kElf, kFlat, kLinuxPvh, kLinuxBzImage };
@@ -47,6 +51,8 @@ struct RunRequest {
     std::uint64_t load_addr = 0;  // kFlat only
     std::string initrd;           // Linux only, may be empty
     std::string cmdline;          // Linux only
+    EmulationAssist emulation_assist = EmulationAssist::kAuto;
+    std::optional<double> sample_rip_ms;  // --sample-rip: the sampling period
 
     bool is_linux() const {
         return kind == ImageKind::kLinuxPvh || kind == ImageKind::kLinuxBzImage;

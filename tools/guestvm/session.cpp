@@ -16,8 +16,11 @@ namespace guestvm::cli {
 namespace {
 
 Result<LoadPlan> plan_for(const RunRequest &req, std::span<const std::uint8_t> bytes,
-                          std::span<const std::uint8_t> initrd, std::span<const RamRange> ram) {
-    const LinuxBootOptions linux_opts{req.cmdline, initrd};
+                          std::span<const std::uint8_t> initrd, std::span<const RamRange> ram,
+                          const std::string &kernel_args) {
+    std::string cmdline = req.cmdline;
+    if (!kernel_args.empty()) cmdline += (cmdline.empty() ? "" : " ") + kernel_args;
+    const LinuxBootOptions linux_opts{cmdline, initrd};
     switch (req.kind) {
         case ImageKind::kLinuxPvh:
             return plan_linux_pvh(bytes, linux_opts, ram);
@@ -32,7 +35,8 @@ Result<LoadPlan> plan_for(const RunRequest &req, std::span<const std::uint8_t> b
     return plan_elf(bytes, ram);
 }
 
-Result<Image> plan_image(const RunRequest &req, std::span<const RamRange> ram) {
+Result<Image> plan_image(const RunRequest &req, std::span<const RamRange> ram,
+                         const std::string &kernel_args) {
     Image img;
     std::span<const std::uint8_t> bytes(guestvm_guest_demo_start,
                                         guestvm_guest_demo_end - guestvm_guest_demo_start);
@@ -49,7 +53,7 @@ Result<Image> plan_image(const RunRequest &req, std::span<const RamRange> ram) {
         GUESTVM_TRY_ASSIGN(initrd, ImageFile::open(req.initrd, max_bytes));
         img.initrd = std::move(initrd);
     }
-    auto plan = plan_for(req, bytes, img.initrd.bytes(), ram);
+    auto plan = plan_for(req, bytes, img.initrd.bytes(), ram, kernel_args);
     if (!plan) return std::unexpected(std::move(plan).error().context(img.name));
     img.plan = std::move(*plan);
     return img;
@@ -109,11 +113,12 @@ Result<Session> build_vm(const RunRequest &req, SerialSink serial) {
     config.ram_bytes = req.ram_bytes;
     config.vcpus = req.vcpus;
     config.serial_sink = std::move(serial);
+    config.emulation_assist = req.emulation_assist;
     // A kernel probes ports nobody emulates here (PCI, CMOS, ...): answer as absent hardware.
     config.irqchip = req.irqchip || req.is_linux();
     if (req.is_linux()) config.unhandled_io = UnhandledIoPolicy::kAllOnes;
     GUESTVM_TRY_ASSIGN(vm, build_machine(std::move(host), std::move(config)));
-    GUESTVM_TRY_ASSIGN(image, plan_image(req, ram_ranges(vm->vspace())));
+    GUESTVM_TRY_ASSIGN(image, plan_image(req, ram_ranges(vm->vspace()), vm->linux_kernel_args()));
     GUESTVM_TRY(write_plan(vm->vspace(), image.plan));
     vm->set_boot_mode(image.plan.entry.mode);
     return Session{std::move(vm), std::move(image)};
@@ -132,7 +137,21 @@ Status start_cores(const RunRequest &req, Session &session) {
 Outcome wait_for_stop(const RunRequest &req, Vm &vm) {
     std::optional<Watchdog> watchdog;
     if (req.timeout_seconds) watchdog.emplace(vm, *req.timeout_seconds);
+    std::jthread sampler;
+    if (req.sample_rip_ms) {
+        const auto period = std::chrono::duration<double, std::milli>(*req.sample_rip_ms);
+        sampler = std::jthread([&vm, period](std::stop_token stop) {
+            while (!stop.stop_requested() && !vm.stopped()) {
+                std::this_thread::sleep_for(period);
+                vm.sample_rips();
+            }
+        });
+    }
     Outcome outcome{vm.run()};
+    if (sampler.joinable()) {
+        sampler.request_stop();
+        sampler.join();
+    }
     watchdog.reset();
     outcome.timed_out = req.timeout_seconds && outcome.stop.reason == StopReason::kRequested;
     return outcome;
