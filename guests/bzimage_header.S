@@ -1,11 +1,22 @@
-/* bzimage_probe's boot sector and setup header (Linux boot protocol 2.15), then the start of
- * its "protected-mode kernel": startup_32 at offset 0 (unused: it halts) and startup_64 at
- * 0x200, the 64-bit entry a loader jumps to with RSI = boot_params. */
+/* The boot sector and setup header of the bzImage-format guests (Linux boot protocol 2.15
+ * unless BZ_VERSION says otherwise), then the start of their "protected-mode kernel":
+ * startup_32 at offset 0 (unused: it halts) and startup_64 at 0x200, the 64-bit entry a loader
+ * jumps to with RSI = boot_params; it calls bzimage_main(boot_params).
+ * BZ_NO_PAYLOAD: payload_offset and payload_length are 0, as in an image that is no compressed
+ * Linux (memtest86+, say). Otherwise the "payload" is startup_32's first 16 bytes. */
+#ifndef BZ_VERSION
+#define BZ_VERSION 0x020f
+#endif
+#ifdef BZ_NO_PAYLOAD
+#define BZ_PAYLOAD_LENGTH 0
+#else
+#define BZ_PAYLOAD_LENGTH 16
+#endif
     .section .bzheader, "a"
     .org 0x1f1
     .byte 1                 /* setup_sects: the setup is 2 sectors */
     .word 0                 /* root_flags */
-    .long 0                 /* syssize */
+    .long bz_syssize        /* syssize: the kernel's 16-byte paragraphs (bzimage.ld) */
     .word 0                 /* ram_size */
     .word 0xffff            /* vid_mode */
     .word 0                 /* root_dev */
@@ -14,7 +25,7 @@
     .byte header_end - header_start
 header_start:
     .ascii "HdrS"
-    .word 0x020f            /* version 2.15 */
+    .word BZ_VERSION        /* version */
     .long 0                 /* realmode_swtch */
     .word 0                 /* start_sys_seg */
     .word 0                 /* kernel_version */
@@ -36,7 +47,7 @@ header_start:
     .long 0                 /* hardware_subarch */
     .quad 0                 /* hardware_subarch_data */
     .long 0                 /* payload_offset: (not a compressed kernel: startup_32's bytes) */
-    .long 16                /* payload_length */
+    .long BZ_PAYLOAD_LENGTH /* payload_length */
     .quad 0                 /* setup_data */
     .quad 0x100000          /* pref_address */
     .long 0x40000           /* init_size */

@@ -119,13 +119,15 @@ struct BzImageHeader {
     std::uint32_t initrd_addr_max = 0;
     std::uint64_t setup_bytes = 0;                 ///< (setup_sects + 1) * 512
     std::span<const std::uint8_t> protected_mode;  ///< the 32/64-bit kernel after setup
-    std::span<const std::uint8_t> payload;         ///< the compressed vmlinux
+    std::span<const std::uint8_t> payload;         ///< the compressed vmlinux; empty: none
     std::span<const std::uint8_t> header;          ///< setup header bytes [0x1f1, end)
 };
 
 /// True when `image` starts like a bzImage (boot sector signature and "HdrS").
 bool looks_like_bzimage(std::span<const std::uint8_t> image) noexcept;
-/// Checks a bzImage's setup header and locates its parts.
+/// Checks a bzImage's setup header against the boot protocol and locates its parts. Fields a
+/// header's version lacks take the protocol's values for older kernels. The payload is
+/// optional (a payload_length of 0, or protocol < 2.08): only PVH needs it.
 Result<BzImageHeader> parse_bzimage(std::span<const std::uint8_t> image);
 
 /// Compression formats of a kernel payload.

@@ -19,8 +19,8 @@ constexpr std::string_view kKernelKind = "Linux kernel";
 constexpr std::uint64_t k4GiB = 1ull << 32;
 
 // Setup-header fields (offsets in the image and in boot_params alike).
-constexpr std::uint64_t kSetupSects = 0x1f1, kBootFlag = 0x1fe, kJump = 0x200, kMagic = 0x202,
-                        kVersion = 0x206, kTypeOfLoader = 0x210, kLoadflags = 0x211,
+constexpr std::uint64_t kSetupSects = 0x1f1, kSyssize = 0x1f4, kBootFlag = 0x1fe, kJump = 0x200,
+                        kMagic = 0x202, kVersion = 0x206, kTypeOfLoader = 0x210, kLoadflags = 0x211,
                         kCode32Start = 0x214, kRamdiskImage = 0x218, kRamdiskSize = 0x21c,
                         kCmdLinePtr = 0x228, kInitrdAddrMax = 0x22c, kKernelAlignment = 0x230,
                         kRelocatable = 0x234, kXloadflags = 0x236, kCmdlineSize = 0x238,
@@ -32,6 +32,19 @@ constexpr std::uint64_t kExtRamdiskImage = 0x0c0, kExtRamdiskSize = 0x0c4, kExtC
 constexpr std::size_t kE820Max = 128, kE820EntrySize = 20;
 constexpr std::uint8_t kLoadedHigh = 0x01, kCanUseHeap = 0x80;
 constexpr std::uint16_t kXlfKernel64 = 0x01;
+constexpr std::uint64_t kRealModeMax = 32 << 10;  // boot sector + setup code
+
+// Where a setup header of protocol `version` must reach at least: past the last field the
+// loaders read that the version has (2.00 loadflags, 2.03 initrd_addr_max, 2.05 alignment and
+// relocatable_kernel, 2.06 cmdline_size, 2.08 payload, 2.10 pref_address and init_size).
+constexpr std::uint64_t header_end_for(std::uint16_t version) {
+    if (version >= 0x20a) return kInitSize + 4;
+    if (version >= 0x208) return kPayloadLength + 4;
+    if (version >= 0x206) return kCmdlineSize + 4;
+    if (version >= 0x205) return kRelocatable + 1;
+    if (version >= 0x203) return kInitrdAddrMax + 4;
+    return kLoadflags + 1;
+}
 
 // hvm_start_info and friends (Xen's public start_info.h, version 1).
 constexpr std::uint32_t kHvmStartMagic = 0x336ec578;
@@ -117,7 +130,7 @@ bool looks_like_bzimage(std::span<const std::uint8_t> image) noexcept {
 }
 
 Result<BzImageHeader> parse_bzimage(std::span<const std::uint8_t> image) {
-    if (image.size() < kPayloadLength + 4) {
+    if (image.size() < kVersion + 2) {
         return malformed(kBzKind,
                          fmt::format("{} bytes is too short for a setup header", image.size()));
     }
@@ -126,47 +139,66 @@ Result<BzImageHeader> parse_bzimage(std::span<const std::uint8_t> image) {
     }
     BzImageHeader h;
     h.version = *read_le<std::uint16_t>(image, kVersion);
-    if (h.version < 0x208) {
-        return malformed(kBzKind, fmt::format("boot protocol {}.{:02} is older than 2.08 (no "
-                                              "payload fields)",
-                                              h.version >> 8, h.version & 0xff));
-    }
     h.setup_sects = image[kSetupSects] == 0 ? 4 : image[kSetupSects];
-    h.loadflags = image[kLoadflags];
-    h.xloadflags = *read_le<std::uint16_t>(image, kXloadflags);
-    h.relocatable = image[kRelocatable] != 0;
-    h.kernel_alignment = *read_le<std::uint32_t>(image, kKernelAlignment);
-    // pref_address and init_size came with protocol 2.10.
-    const bool v210 = h.version >= 0x20a;
-    if (v210 && image.size() < kInitSize + 4) return malformed(kBzKind, "truncated setup header");
-    h.pref_address = v210 ? *read_le<std::uint64_t>(image, kPrefAddress) : 0x100000;
-    h.init_size = v210 ? *read_le<std::uint32_t>(image, kInitSize) : 0;
-    h.cmdline_size = *read_le<std::uint32_t>(image, kCmdlineSize);
-    h.initrd_addr_max = *read_le<std::uint32_t>(image, kInitrdAddrMax);
     h.setup_bytes = (std::uint64_t{h.setup_sects} + 1) * 512;
-    if ((h.loadflags & kLoadedHigh) == 0) {
-        return malformed(kBzKind, "not a bzImage (LOADED_HIGH is clear: a zImage)");
-    }
-    const std::uint64_t header_end = kJump + 2 + image[kJump + 1];
-    if (image[kJump] != 0xeb || header_end < (v210 ? kInitSize + 4 : kPayloadLength + 4) ||
-        header_end > h.setup_bytes) {
-        return malformed(kBzKind, "the setup header's length (its jump) is inconsistent");
+    if (h.setup_bytes > kRealModeMax) {
+        return malformed(kBzKind,
+                         fmt::format("{} setup sectors make {:#x} bytes of real-mode code; "
+                                     "the protocol allows at most {:#x}",
+                                     h.setup_sects, h.setup_bytes, kRealModeMax));
     }
     if (h.setup_bytes >= image.size()) {
         return malformed(kBzKind, fmt::format("{} setup sectors leave no kernel in {} bytes",
                                               h.setup_sects, image.size()));
     }
+    // The jump at 0x200 gives the header's length (a signed offset from 0x202); it must hold
+    // every field the loaders read that its version has.
+    const std::uint64_t header_end = kMagic + static_cast<std::int8_t>(image[kJump + 1]);
+    const std::uint64_t needed = header_end_for(h.version);
+    if (image[kJump] != 0xeb || header_end < needed || header_end > h.setup_bytes) {
+        return malformed(kBzKind,
+                         fmt::format("the setup header's length (its jump) is "
+                                     "inconsistent: it ends at {:#x}, protocol {}.{:02} "
+                                     "needs {:#x}",
+                                     header_end, h.version >> 8, h.version & 0xff, needed));
+    }
     h.header = image.subspan(kSetupSects, header_end - kSetupSects);  // header_end < size
     h.protected_mode = image.subspan(h.setup_bytes);
-    const std::uint64_t offset = *read_le<std::uint32_t>(image, kPayloadOffset);
-    const std::uint64_t length = *read_le<std::uint32_t>(image, kPayloadLength);
-    if (length == 0 || offset > h.protected_mode.size() ||
-        length > h.protected_mode.size() - offset) {
-        return malformed(kBzKind, fmt::format("payload [{:#x}, +{:#x}) is outside the {:#x}-byte "
-                                              "kernel",
-                                              offset, length, h.protected_mode.size()));
+    h.loadflags = image[kLoadflags];
+    if ((h.loadflags & kLoadedHigh) == 0) {
+        return malformed(kBzKind, "not a bzImage (LOADED_HIGH is clear: a zImage)");
     }
-    h.payload = h.protected_mode.subspan(offset, length);
+    // Fields a version does not have take the values the protocol gives older kernels.
+    auto field = [&]<typename T>(std::uint64_t offset, std::uint16_t since, T otherwise) -> T {
+        return h.version >= since ? *read_le<T>(image, offset) : otherwise;
+    };
+    // syssize (2.04+) counts the protected-mode code in 16-byte paragraphs: a file with fewer
+    // is cut short.
+    const std::uint64_t syssize = field(kSyssize, 0x204, std::uint32_t{0});
+    if (syssize > (h.protected_mode.size() + 15) / 16) {
+        return malformed(kBzKind, fmt::format("the kernel is truncated: syssize says {:#x} bytes "
+                                              "of protected-mode code, the file holds {:#x}",
+                                              syssize * 16, h.protected_mode.size()));
+    }
+    h.initrd_addr_max = field(kInitrdAddrMax, 0x203, std::uint32_t{0x37ffffff});
+    h.kernel_alignment = field(kKernelAlignment, 0x205, std::uint32_t{0});
+    h.relocatable = field(kRelocatable, 0x205, std::uint8_t{0}) != 0;
+    h.cmdline_size = field(kCmdlineSize, 0x206, std::uint32_t{255});
+    h.xloadflags = field(kXloadflags, 0x20c, std::uint16_t{0});
+    h.pref_address = field(kPrefAddress, 0x20a, std::uint64_t{0x100000});
+    h.init_size = field(kInitSize, 0x20a, std::uint32_t{0});
+    // The payload (2.08+, for PVH's host-side decompression) is optional: a length of 0 says
+    // there is none. One that is stated must lie inside the kernel.
+    const std::uint64_t offset = field(kPayloadOffset, 0x208, std::uint32_t{0});
+    const std::uint64_t length = field(kPayloadLength, 0x208, std::uint32_t{0});
+    if (length != 0) {
+        if (offset > h.protected_mode.size() || length > h.protected_mode.size() - offset) {
+            return malformed(kBzKind, fmt::format("payload [{:#x}, +{:#x}) is outside the "
+                                                  "{:#x}-byte kernel",
+                                                  offset, length, h.protected_mode.size()));
+        }
+        h.payload = h.protected_mode.subspan(offset, length);
+    }
     if (h.relocatable &&
         (h.kernel_alignment == 0 || (h.kernel_alignment & (h.kernel_alignment - 1)) != 0)) {
         return malformed(kBzKind, fmt::format("kernel_alignment {:#x} is not a power of two",
@@ -182,6 +214,13 @@ Result<LoadPlan> plan_linux_pvh(std::span<const std::uint8_t> kernel,
     std::span<const std::uint8_t> vmlinux = kernel;
     if (looks_like_bzimage(kernel)) {
         GUESTVM_TRY_ASSIGN(header, parse_bzimage(kernel));
+        if (header.payload.empty()) {
+            return malformed(
+                kBzKind,
+                fmt::format("no payload to decompress for PVH ({}): boot it with --boot bzimage",
+                            header.version < 0x208 ? "boot protocol older than 2.08"
+                                                   : "payload_length is 0"));
+        }
         // The vmlinux must fit in guest RAM: never decode (or allocate) more than it holds.
         const std::uint64_t ram_bytes = ram_total(ram);
         auto unpacked =

@@ -304,6 +304,14 @@ TEST(Cli, RunsEachImageFormat) {
     EXPECT_EQ(assisted.status, 0) << assisted.out;
     EXPECT_NE(assisted.out.find("bzimage64: cmdline=x=1 noxsave clearcpuid="), std::string::npos)
         << assisted.out;
+    // A boot-protocol image with no payload: it runs by the boot protocol, not by PVH.
+    Ran bare = run_cli("run --kernel " + g + "bzimage_bare.bin --boot bzimage");
+    EXPECT_EQ(bare.status, 0) << bare.out;
+    EXPECT_NE(bare.out.find("bzimage_bare: 64-bit entry at 0x00100200"), std::string::npos)
+        << bare.out;
+    Ran bare_pvh = run_cli("run --kernel " + g + "bzimage_bare.bin", true);
+    EXPECT_EQ(bare_pvh.status, 1) << bare_pvh.out;
+    EXPECT_NE(bare_pvh.out.find("no payload to decompress"), std::string::npos) << bare_pvh.out;
     // With the in-kernel local APICs, cores the guest starts must still run (not wait for SIPI).
     Ran smp = run_cli("run --irqchip --vcpus 4");
     EXPECT_EQ(smp.status, 0) << smp.out;

@@ -160,6 +160,27 @@ TEST(Loaders, BzImage64EntryGetsBootParamsAsTheProtocolSays) {
     EXPECT_EQ(b.lines, want) << joined(b.lines);
 }
 
+// A boot-protocol image whose payload fields are zero (no compressed Linux inside) runs its own
+// 64-bit code where the protocol loads it; PVH, which needs a payload, refuses it and says why.
+TEST(Loaders, BzImageWithoutPayloadRunsByTheBootProtocol) {
+    GUESTVM_REQUIRE_KVM(host);
+    auto image = read_guest("bzimage_bare.bin");
+    auto header = parse_bzimage(image);
+    ASSERT_TRUE(header) << header.error().message();
+    ASSERT_TRUE(header->payload.empty());
+    ASSERT_EQ(header->version, 0x20c);
+    Booted b = boot(host, [&](auto ram) { return plan_linux_bzimage(image, {"x", {}}, ram); });
+    EXPECT_EQ(b.stop.reason, StopReason::kPowerOff) << b.stop.message;
+    EXPECT_EQ(b.lines, (std::vector<std::string>{"bzimage_bare: 64-bit entry at 0x00100200, "
+                                                 "boot_params at 0x00010000"}))
+        << joined(b.lines);
+    auto pvh = plan_linux_pvh(image, {}, std::vector<RamRange>{{0, 64 << 20}});
+    ASSERT_FALSE(pvh);
+    EXPECT_EQ(pvh.error().code(), Errc::kMalformedImage);
+    EXPECT_NE(pvh.error().message().find("no payload to decompress"), std::string::npos)
+        << pvh.error().message();
+}
+
 TEST(Loaders, BzImageWithoutACompressedPayloadIsRefusedForPvh) {
     auto image = read_guest("bzimage_probe.bin");
     auto plan = plan_linux_pvh(image, {}, std::vector<RamRange>{{0, 64 << 20}});

@@ -178,7 +178,7 @@ void expect_full_boot(Path path) {
     auto initrd = read_or_fail(kLinuxDir + "/initramfs.cpio");
     ASSERT_FALSE(initrd.empty());
     KernelRun run = boot_kernel(host, path, "console=ttyS0 panic=-1", initrd,
-                                "guestvm-initramfs: /init is running", std::chrono::seconds(120));
+                                "guestvm-init: ready ", std::chrono::seconds(120));
     EXPECT_EQ(run.stop.reason, StopReason::kRequested) << run.stop.message << "\n"
                                                        << all(run.lines);
 }

@@ -260,15 +260,25 @@ TEST(PlanLinux, BzImage64PlacesKernelZeroPageCmdlineAndInitrd) {
 
 TEST(PlanLinux, RefusesBadBzImages) {
     Bytes good = make_bzimage(0x20f, Bytes(16, 0));
-    expect_malformed(plan_linux_bzimage(Bytes(good.begin(), good.begin() + 0x240), {}, kRam64M),
+    expect_malformed(plan_linux_bzimage(Bytes(good.begin(), good.begin() + 0x200), {}, kRam64M),
                      "too short");
+    // Cut inside its setup sectors.
+    expect_malformed(plan_linux_bzimage(Bytes(good.begin(), good.begin() + 0x240), {}, kRam64M),
+                     "setup sectors leave no kernel");
     Bytes b = good;
     std::memcpy(b.data() + 0x202, "HdrX", 4);
     expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "HdrS");
+    b = good;
+    put<std::uint16_t>(b, 0x1fe, 0x55aa);
+    expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "0xaa55");
+    // The 64-bit entry came with protocol 2.12, and only a kernel with XLF_KERNEL_64 has it.
     expect_malformed(plan_linux_bzimage(make_bzimage(0x206, Bytes(16, 0)), {}, kRam64M),
-                     "older than 2.08");
+                     "no 64-bit entry");
     expect_malformed(plan_linux_bzimage(make_bzimage(0x20b, Bytes(16, 0)), {}, kRam64M),
                      "no 64-bit entry");
+    b = good;
+    put<std::uint16_t>(b, 0x236, 0x2);  // XLF_CAN_BE_LOADED_ABOVE_4G without XLF_KERNEL_64
+    expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "no 64-bit entry");
     b = good;
     b[0x211] = 0;  // a zImage
     expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "zImage");
@@ -276,13 +286,26 @@ TEST(PlanLinux, RefusesBadBzImages) {
     b[0x201] = 0x10;  // a header too short for protocol 2.15's fields
     expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "length");
     b = good;
-    put<std::uint32_t>(b, 0x24c, 1 << 20);  // payload past the end
+    b[0x201] = 0xf0;  // the jump's offset is signed: a header ending before it starts
+    expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "length");
+    b = good;
+    put<std::uint32_t>(b, 0x24c, 1 << 20);  // a stated payload past the end
     expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "payload");
     b = good;
     b[0x1f1] = 200;  // setup sectors past the end of the file
     expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "setup sectors");
     b = good;
+    b[0x1f1] = 64;  // 65 sectors: real-mode code beyond the protocol's 32 KiB
+    b.resize(80 << 10, 0xcc);
+    expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "at most 0x8000");
+    b = good;
+    put<std::uint32_t>(b, 0x1f4, 4096 / 16 + 1);  // syssize: one paragraph more than the file
+    expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "truncated");
+    b = good;
     put<std::uint32_t>(b, 0x230, 0x3000);  // alignment not a power of two
+    expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "power of two");
+    b = good;
+    put<std::uint32_t>(b, 0x230, 0);  // nor is 0
     expect_malformed(plan_linux_bzimage(b, {}, kRam64M), "power of two");
 
     auto too_long = plan_linux_bzimage(good, {std::string(3000, 'x'), {}}, kRam64M);
@@ -301,6 +324,56 @@ TEST(PlanLinux, RefusesBadBzImages) {
     auto no_room = plan_linux_bzimage(good, {}, small);
     ASSERT_FALSE(no_room);
     EXPECT_NE(no_room.error().message().find("needs"), std::string::npos);
+}
+
+// An image whose payload fields are zero (a boot-protocol image that is no compressed Linux,
+// as GRUB and QEMU load them): the boot protocol loads its protected-mode code as it is; PVH,
+// which decompresses the payload on the host, refuses it and says why.
+TEST(PlanLinux, BzImageWithoutPayloadBootsByTheProtocolNotByPvh) {
+    Bytes bz = make_bzimage(0x20c, {});
+    auto h = parse_bzimage(bz);
+    ASSERT_TRUE(h) << h.error().message();
+    EXPECT_TRUE(h->payload.empty());
+    EXPECT_EQ(h->protected_mode.size(), 4096u);
+    auto plan = plan_linux_bzimage(bz, {"console=ttyS0", {}}, kRam64M);
+    ASSERT_TRUE(plan) << plan.error().message();
+    EXPECT_EQ(plan->entry.rip, 0x1000200u);
+    EXPECT_EQ(plan->pieces.front().what, "kernel");
+    EXPECT_TRUE(std::equal(plan->pieces.front().bytes.begin(), plan->pieces.front().bytes.end(),
+                           bz.begin() + 1024, bz.end()));
+    expect_malformed(plan_linux_pvh(bz, {}, kRam64M), "no payload to decompress");
+    expect_malformed(plan_linux_pvh(bz, {}, kRam64M), "payload_length is 0");
+    // A stated offset without a length is no payload either.
+    put<std::uint32_t>(bz, 0x248, 0x100);
+    EXPECT_TRUE(plan_linux_bzimage(bz, {}, kRam64M));
+    expect_malformed(plan_linux_pvh(bz, {}, kRam64M), "payload_length is 0");
+    // Before protocol 2.08 there are no payload fields: whatever lies there is not read.
+    Bytes old = make_bzimage(0x206, Bytes(16, 0x1f));
+    expect_malformed(plan_linux_pvh(old, {}, kRam64M), "boot protocol older than 2.08");
+}
+
+// Fields a header's version lacks take the protocol's values for older kernels, whatever bytes
+// lie where later versions put them.
+TEST(PlanLinux, OlderHeadersGetTheProtocolsDefaults) {
+    Bytes bz = make_bzimage(0x205, Bytes(16, 0));  // sets cmdline_size 2047, xloadflags 1, ...
+    bz[0x201] = 0x35 - 2;                          // the header ends after relocatable_kernel
+    auto h = parse_bzimage(bz);
+    ASSERT_TRUE(h) << h.error().message();
+    EXPECT_EQ(h->cmdline_size, 255u);           // 2.06 added cmdline_size
+    EXPECT_EQ(h->xloadflags, 0u);               // 2.12 added xloadflags
+    EXPECT_EQ(h->pref_address, 0x100000u);      // 2.10 added pref_address ...
+    EXPECT_EQ(h->init_size, 0u);                // ... and init_size
+    EXPECT_TRUE(h->payload.empty());            // 2.08 added the payload fields
+    EXPECT_TRUE(h->relocatable);                // 2.05 has relocatable_kernel ...
+    EXPECT_EQ(h->kernel_alignment, 0x200000u);  // ... and kernel_alignment
+    put<std::uint16_t>(bz, 0x206, 0x202);
+    h = parse_bzimage(bz);
+    ASSERT_TRUE(h) << h.error().message();
+    EXPECT_FALSE(h->relocatable);
+    EXPECT_EQ(h->initrd_addr_max, 0x37ffffffu);  // before 2.03
+    // A 2.08 header must reach past its payload fields.
+    put<std::uint16_t>(bz, 0x206, 0x208);
+    expect_malformed(plan_linux_pvh(bz, {}, kRam64M), "needs 0x250");
 }
 
 // A file shorter than the header its jump claims: the header is not taken from past the end
