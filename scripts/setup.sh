@@ -9,7 +9,8 @@ PACKAGES=(build-essential cmake g++ ccache python3 pkg-config
           libgtest-dev libgmock-dev libbenchmark-dev
           libfmt-dev nlohmann-json3-dev libcli11-dev
           liblz4-dev liblzma-dev libzstd-dev zlib1g-dev
-          clang-16 libclang-rt-16-dev cpio)
+          clang-16 libclang-rt-16-dev cpio
+          acpica-tools)  # iasl: the ACPI table test disassembles guestvm's tables
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -84,6 +84,20 @@ Result<LoadPlan> plan_elf(std::span<const std::uint8_t> image, std::span<const R
 Result<LoadPlan> plan_flat(std::span<const std::uint8_t> image, std::span<const RamRange> ram,
                            std::uint64_t load_addr = kDefaultFlatLoadAddr);
 
+/// The ACPI tables guestvm builds for a guest (docs/acpi.md): RSDP, XSDT, FADT (hardware-reduced
+/// ACPI with sleep registers at ports 0x604/0x605), MADT and a DSDT with \_S5, placed in the
+/// BIOS area at 0xe0000 that the memory map reserves.
+struct AcpiOptions {
+    /// One enabled local APIC per vCPU, APIC id = vCPU index (x2APIC entries from id 255 on).
+    /// 0: no ACPI tables at all.
+    int vcpus = 0;
+    /// KVM's irqchip is there: the MADT lists its IOAPIC (0xfec00000, 24 pins from GSI 0) and
+    /// says the 8259 pair is present (PCAT_COMPAT).
+    bool ioapic = false;
+    /// The DSDT describes the 8250 at 0x3f8 (PNP0501), with IRQ 4 when there is an IOAPIC.
+    bool serial = true;
+};
+
 /// What a Linux kernel is booted with.
 struct LinuxBootOptions {
     std::string cmdline;
@@ -91,6 +105,10 @@ struct LinuxBootOptions {
     /// Largest kernel a bzImage's payload may decompress to (PVH); the guest's RAM bounds it
     /// further.
     std::uint64_t max_kernel_bytes = 1ull << 30;
+    /// ACPI tables for the kernel (acpi.vcpus == 0: none, the kernel sees one CPU). PVH passes
+    /// their RSDP in hvm_start_info.rsdp_paddr, the boot protocol in boot_params.acpi_rsdp_addr
+    /// (protocol 2.14 or later); a kernel also finds it by scanning 0xe0000..0xfffff.
+    AcpiOptions acpi{};
 };
 
 /// Linux by PVH: `kernel` is an uncompressed vmlinux (ELF with a XEN_ELFNOTE_PHYS32_ENTRY note)

@@ -9,6 +9,7 @@
 #include "guestvm/error.hpp"
 #include "guestvm/exits.hpp"
 #include "guestvm/host.hpp"
+#include "guestvm/loader.hpp"
 #include "guestvm/vm.hpp"
 
 namespace guestvm {
@@ -45,6 +46,20 @@ Status attach_serial(Vm &vm, SerialSink sink);
 
 /// Puts the platform call (PSCI semantics) on the VM's port kPlatformCallPort.
 Status attach_platform_call(Vm &vm);
+
+/// The hardware-reduced ACPI sleep registers the FADT names: control, then status.
+inline constexpr std::uint16_t kAcpiSleepControlPort = 0x604;
+inline constexpr std::uint16_t kAcpiSleepStatusPort = 0x605;
+
+/// Puts the ACPI sleep registers on ports kAcpiSleepControlPort and kAcpiSleepStatusPort: a
+/// guest that writes SLP_EN with the \_S5 sleep type (what Linux's ACPI power-off does) stops
+/// the VM with StopReason::kPowerOff. Other sleep states are ignored (docs/acpi.md).
+Status attach_acpi_power(Vm &vm);
+
+/// Writes the ACPI tables `options` describes (the ones plan_linux_* add) into the VM's RAM
+/// at 0xe0000 and returns the RSDP's guest-physical address. Refuses tables that would not
+/// describe the VM: an IOAPIC without its irqchip, no vCPUs, or no RAM under the tables.
+Result<std::uint64_t> install_acpi_tables(Vm &vm, const AcpiOptions &options);
 
 }  // namespace guestvm
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "loaders/acpi.hpp"
 #include "loaders/loader_util.hpp"
 
 namespace guestvm {
@@ -27,8 +28,8 @@ constexpr std::uint64_t kSetupSects = 0x1f1, kSyssize = 0x1f4, kBootFlag = 0x1fe
                         kPayloadOffset = 0x248, kPayloadLength = 0x24c, kPrefAddress = 0x258,
                         kInitSize = 0x260;
 // boot_params fields outside the setup header.
-constexpr std::uint64_t kExtRamdiskImage = 0x0c0, kExtRamdiskSize = 0x0c4, kExtCmdLinePtr = 0x0c8,
-                        kE820Entries = 0x1e8, kE820Table = 0x2d0;
+constexpr std::uint64_t kAcpiRsdpAddr = 0x070, kExtRamdiskImage = 0x0c0, kExtRamdiskSize = 0x0c4,
+                        kExtCmdLinePtr = 0x0c8, kE820Entries = 0x1e8, kE820Table = 0x2d0;
 constexpr std::size_t kE820Max = 128, kE820EntrySize = 20;
 constexpr std::uint8_t kLoadedHigh = 0x01, kCanUseHeap = 0x80;
 constexpr std::uint16_t kXlfKernel64 = 0x01;
@@ -45,6 +46,7 @@ constexpr std::uint64_t header_end_for(std::uint16_t version) {
     if (version >= 0x203) return kInitrdAddrMax + 4;
     return kLoadflags + 1;
 }
+constexpr std::uint16_t kProtocolAcpiRsdp = 0x20e;  // boot_params.acpi_rsdp_addr: 2.14 on
 
 // hvm_start_info and friends (Xen's public start_info.h, version 1).
 constexpr std::uint32_t kHvmStartMagic = 0x336ec578;
@@ -105,6 +107,12 @@ Result<std::optional<std::uint64_t>> place_initrd_and_map(
                           fmt::format("{}: guest RAM has too many ranges", kind));
     }
     return initrd_at;
+}
+
+// The ACPI tables, when the options ask for them: their RSDP's address, or 0.
+Result<std::uint64_t> add_acpi(LoadPlan &plan, const LinuxBootOptions &options) {
+    if (options.acpi.vcpus == 0) return 0;
+    return acpi::add_tables(plan, options.acpi);
 }
 
 // Writes the memory map as e820-style entries (addr, size, type) every `stride` bytes from
@@ -253,6 +261,7 @@ Result<LoadPlan> plan_linux_pvh(std::span<const std::uint8_t> kernel,
     }
     GUESTVM_TRY_ASSIGN(initrd_at,
                        place_initrd_and_map(plan, options, ram, k4GiB, kMemmapMax, kKernelKind));
+    GUESTVM_TRY_ASSIGN(rsdp, add_acpi(plan, options));
 
     auto data = std::make_shared<std::vector<std::uint8_t>>(kBootDataSize, 0);
     std::vector<std::uint8_t> &d = *data;
@@ -262,7 +271,7 @@ Result<LoadPlan> plan_linux_pvh(std::span<const std::uint8_t> kernel,
     put_le<std::uint32_t>(d, 12, initrd_at ? 1 : 0);
     put_le<std::uint64_t>(d, 16, initrd_at ? base + kModlistOffset : 0);
     put_le<std::uint64_t>(d, 24, base + kCmdlineOffset);
-    put_le<std::uint64_t>(d, 32, 0);  // rsdp_paddr: no ACPI tables
+    put_le<std::uint64_t>(d, 32, rsdp);  // rsdp_paddr (0: no ACPI tables)
     put_le<std::uint64_t>(d, 40, base + kMemmapOffset);
     put_le<std::uint32_t>(d, 48, static_cast<std::uint32_t>(plan.memory_map.size()));
     if (initrd_at) {
@@ -323,6 +332,7 @@ Result<LoadPlan> plan_linux_bzimage(std::span<const std::uint8_t> kernel,
         std::min<std::uint64_t>(std::uint64_t{h.initrd_addr_max} + 1, k4GiB);
     GUESTVM_TRY_ASSIGN(initrd_at,
                        place_initrd_and_map(plan, options, ram, initrd_limit, kE820Max, kBzKind));
+    GUESTVM_TRY_ASSIGN(rsdp, add_acpi(plan, options));
 
     // The zero page: the setup header as the kernel has it, then what the loader fills in.
     auto data = std::make_shared<std::vector<std::uint8_t>>(kBootDataSize, 0);
@@ -344,6 +354,8 @@ Result<LoadPlan> plan_linux_bzimage(std::span<const std::uint8_t> kernel,
         put_le<std::uint32_t>(d, kRamdiskImage, 0);
         put_le<std::uint32_t>(d, kRamdiskSize, 0);
     }
+    // Older kernels do not read acpi_rsdp_addr; they find the RSDP by the BIOS-area scan.
+    if (h.version >= kProtocolAcpiRsdp) put_le<std::uint64_t>(d, kAcpiRsdpAddr, rsdp);
     d[kE820Entries] = static_cast<std::uint8_t>(plan.memory_map.size());
     write_map_and_cmdline(d, plan, kE820Table, kE820EntrySize, options.cmdline);
     plan.pieces.push_back({"boot data (zero page)", base, kBootDataSize, d});

@@ -13,7 +13,9 @@ set(GUESTVM_PLANNER_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/elf.cpp
   ${CMAKE_CURRENT_LIST_DIR}/flat.cpp
   ${CMAKE_CURRENT_LIST_DIR}/linux.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/decompress.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/decompress.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/acpi.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/aml.cpp)
 
 if(GUESTVM_FUZZ)
   add_library(guestvm_loaders OBJECT ${GUESTVM_PLANNER_SOURCES})

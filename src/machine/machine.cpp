@@ -6,9 +6,11 @@
 
 #include "arch/x86/boot.hpp"
 #include "arch/x86/platform_call.hpp"
+#include "devices/acpi_sleep.hpp"
 #include "devices/serial8250.hpp"
 #include "guestvm/vcpu.hpp"
 #include "guestvm/vspace.hpp"
+#include "loaders/acpi.hpp"
 
 namespace guestvm {
 
@@ -18,6 +20,11 @@ constexpr std::uint64_t kGiB = 1ull << 30;
 constexpr std::uint64_t kLowRamLimit = 3 * kGiB;  // [3 GiB, 4 GiB) is the MMIO hole
 constexpr std::uint64_t kMinRam = 2ull << 20;
 static_assert(kPlatformCallPort == x86::psci::kPort);
+// The FADT and the device must agree on the sleep registers.
+static_assert(kAcpiSleepControlPort == AcpiSleep::kBase &&
+              kAcpiSleepStatusPort == AcpiSleep::kBase + 1 && AcpiSleep::kPorts == 2);
+static_assert(kAcpiSleepControlPort == acpi::kSleepControlPort &&
+              kAcpiSleepStatusPort == acpi::kSleepStatusPort);
 
 Status check(const MachineConfig &config, int max_vcpus) {
     if (config.vcpus < 0 || config.vcpus > max_vcpus) {
@@ -118,6 +125,29 @@ Status attach_platform_call(Vm &vm) {
     return vm.add_io_handler(
         x86::psci::kPort, x86::psci::kPorts, "platform-call",
         port_handler(x86::psci::kPort, std::make_shared<PlatformCallDevice>(vm)));
+}
+
+Status attach_acpi_power(Vm &vm) {
+    auto power_off = [&vm](int vcpu) {
+        vm.stop({StopReason::kPowerOff, "guest entered ACPI S5 (soft-off)", vcpu});
+    };
+    return vm.add_io_handler(
+        AcpiSleep::kBase, AcpiSleep::kPorts, "acpi-sleep",
+        port_handler(AcpiSleep::kBase,
+                     std::make_shared<AcpiSleep>(std::move(power_off), acpi::kS5SleepType)));
+}
+
+Result<std::uint64_t> install_acpi_tables(Vm &vm, const AcpiOptions &options) {
+    if (options.ioapic && !vm.has_irqchip()) {
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("VM {}: ACPI tables with an IOAPIC, but the VM has no "
+                                      "irqchip (Vm::enable_irqchip)",
+                                      vm.name()));
+    }
+    LoadPlan plan;
+    GUESTVM_TRY_ASSIGN(rsdp, acpi::add_tables(plan, options));
+    GUESTVM_TRY(write_plan(vm.vspace(), plan));
+    return rsdp;
 }
 
 Result<std::unique_ptr<Vm>> build_machine(std::shared_ptr<Host> host, MachineConfig config) {

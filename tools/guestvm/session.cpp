@@ -20,7 +20,10 @@ Result<LoadPlan> plan_for(const RunRequest &req, std::span<const std::uint8_t> b
                           const std::string &kernel_args) {
     std::string cmdline = req.cmdline;
     if (!kernel_args.empty()) cmdline += (cmdline.empty() ? "" : " ") + kernel_args;
-    const LinuxBootOptions linux_opts{cmdline, initrd};
+    LinuxBootOptions linux_opts{cmdline, initrd};
+    // A kernel always gets the irqchip (build_vm) and COM1: tables that say so, one local APIC
+    // per vCPU, and the sleep registers attach_acpi_power puts behind the FADT.
+    linux_opts.acpi = {.vcpus = req.vcpus, .ioapic = true, .serial = true};
     switch (req.kind) {
         case ImageKind::kLinuxPvh:
             return plan_linux_pvh(bytes, linux_opts, ram);
@@ -118,6 +121,7 @@ Result<Session> build_vm(const RunRequest &req, SerialSink serial) {
     config.irqchip = req.irqchip || req.is_linux();
     if (req.is_linux()) config.unhandled_io = UnhandledIoPolicy::kAllOnes;
     GUESTVM_TRY_ASSIGN(vm, build_machine(std::move(host), std::move(config)));
+    if (req.is_linux()) GUESTVM_TRY(attach_acpi_power(*vm));
     GUESTVM_TRY_ASSIGN(image, plan_image(req, ram_ranges(vm->vspace()), vm->linux_kernel_args()));
     GUESTVM_TRY(write_plan(vm->vspace(), image.plan));
     vm->set_boot_mode(image.plan.entry.mode);
