@@ -73,6 +73,7 @@ std::expected<RunRequest, Refusal> make_request(const Options &opt) {
     req.path = is_kernel ? opt.kernel : !opt.flat.empty() ? opt.flat : opt.guest;
     req.initrd = opt.initrd;
     req.cmdline = opt.cmdline;
+    req.forward_stdin = opt.stdin_mode != "none";
     req.load_addr = kDefaultFlatLoadAddr;
     if (!opt.load_addr.empty()) {
         const auto at = parse_size(opt.load_addr);

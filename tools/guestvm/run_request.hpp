@@ -30,6 +30,7 @@ struct Options {
     std::string initrd;
     std::string cmdline;
     std::string boot = "pvh";
+    std::string stdin_mode = "auto";  // auto: forward standard input to COM1; none: leave it
 };
 
 enum class ImageKind { kBuiltinDemo, kElf, kFlat, kLinuxPvh, kLinuxBzImage };
@@ -47,6 +48,7 @@ struct RunRequest {
     std::uint64_t load_addr = 0;  // kFlat only
     std::string initrd;           // Linux only, may be empty
     std::string cmdline;          // Linux only
+    bool forward_stdin = true;    // standard input goes to COM1 (console.hpp says how)
 
     bool is_linux() const {
         return kind == ImageKind::kLinuxPvh || kind == ImageKind::kLinuxBzImage;
