@@ -10,6 +10,7 @@
 #include "guestvm/exits.hpp"
 #include "guestvm/host.hpp"
 #include "guestvm/loader.hpp"
+#include "guestvm/serial.hpp"
 #include "guestvm/vm.hpp"
 
 namespace guestvm {
@@ -25,6 +26,9 @@ struct MachineConfig : VmConfig {
     /// KVM's in-kernel interrupt controllers and timer (Vm::enable_irqchip), created after the
     /// RAM and before the vCPUs.
     bool irqchip = false;
+    /// If set, bound to the receive line of the UART below (COM1's input; guestvm/serial.hpp).
+    /// One SerialInput serves one machine: a second build with it is refused.
+    std::shared_ptr<SerialInput> serial_input;
     bool serial = true;          ///< an 8250 UART at 0x3f8 (IRQ 4 once there is an irqchip)
     SerialSink serial_sink;      ///< null: output is discarded
     bool platform_calls = true;  ///< the PSCI-semantics platform call at port 0x600
@@ -41,8 +45,9 @@ Result<std::unique_ptr<Vm>> build_machine(std::shared_ptr<Host> host, MachineCon
 /// and writes the boot tables.
 Status add_machine_ram(Vm &vm, std::uint64_t bytes);
 
-/// Puts guestvm's 8250 UART on the VM's ports 0x3f8..0x3ff, writing to `sink`.
-Status attach_serial(Vm &vm, SerialSink sink);
+/// Puts guestvm's 8250 UART on the VM's ports 0x3f8..0x3ff, writing to `sink`, with `input`
+/// (if given) bound to its receive line until the VM is destroyed.
+Status attach_serial(Vm &vm, SerialSink sink, std::shared_ptr<SerialInput> input = nullptr);
 
 /// Puts the platform call (PSCI semantics) on the VM's port kPlatformCallPort.
 Status attach_platform_call(Vm &vm);

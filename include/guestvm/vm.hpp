@@ -201,6 +201,11 @@ class Vm {
     /// Asks the VM to stop (first reason wins); returns at once. Any thread, any time.
     void stop(StopInfo info = {});
     bool stopped() const noexcept { return stopping_.load(std::memory_order_acquire); }
+    /// Runs `hook` first thing when the VM is destroyed, while the VM is still whole (vCPUs
+    /// may still run), hooks in the reverse order of their registration: where a device cuts
+    /// off a handle that other threads hold (SerialInput). Keep it short; it must not call
+    /// back into this VM's lifecycle. A null hook is ignored.
+    void on_destroy(std::function<void()> hook);
     std::optional<StopInfo> stop_info() const;
 
     ExitCounts exit_counts() const;

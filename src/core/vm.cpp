@@ -86,6 +86,12 @@ Status Vm::ensure_boot_tables() {
 }
 
 Vm::~Vm() {
+    std::vector<std::function<void()>> hooks;
+    {
+        std::lock_guard lock(s_->destroy_hooks_mutex_);
+        hooks.swap(s_->destroy_hooks_);
+    }
+    for (auto hook = hooks.rbegin(); hook != hooks.rend(); ++hook) (*hook)();
     stop({StopReason::kRequested, "VM destroyed"});
     (void)join_all(std::nullopt);  // no deadline: cannot fail
     // Delete every capability before the objects they name go away.
@@ -406,6 +412,12 @@ void Vm::stop(StopInfo info) {
     const int count = vcpu_count();
     for (int i = 0; i < count; ++i) vcpu(i)->request_stop();
     s_->stop_cv_.notify_all();
+}
+
+void Vm::on_destroy(std::function<void()> hook) {
+    if (!hook) return;
+    std::lock_guard lock(s_->destroy_hooks_mutex_);
+    s_->destroy_hooks_.push_back(std::move(hook));
 }
 
 std::optional<StopInfo> Vm::stop_info() const {

@@ -18,7 +18,7 @@ namespace guestvm {
 
 /// The KVM VM, its vCPUs, its exit router and the run/stop machinery.
 /// Lock order: assign_mutex_ → (a vCPU's mutex) ; stop_mutex_ and irqchip_mutex_ are leaves;
-/// join_mutex_ and boot_tables_mutex_ are taken alone.
+/// join_mutex_, boot_tables_mutex_ and destroy_hooks_mutex_ are taken alone.
 struct Vm::State {
     explicit State(std::unique_ptr<kvm::VmFd> fd) : fd_(std::move(fd)) {}
 
@@ -38,6 +38,8 @@ struct Vm::State {
     std::mutex join_mutex_;
     std::mutex boot_tables_mutex_;
     bool boot_tables_ = false;  // guarded by boot_tables_mutex_
+    std::mutex destroy_hooks_mutex_;
+    std::vector<std::function<void()>> destroy_hooks_;  // guarded by destroy_hooks_mutex_
 
     std::unique_ptr<IrqAckWatcher> irq_acks_;  // last: its thread stops first; irqchip_mutex_
 };

@@ -32,6 +32,11 @@ Status check(const MachineConfig &config, int max_vcpus) {
                           fmt::format("VM {}: {} vCPUs requested; KVM allows 0..{}", config.name,
                                       config.vcpus, max_vcpus));
     }
+    if (config.serial_input && !config.serial) {
+        return make_error(
+            Errc::kInvalidArgument,
+            fmt::format("VM {}: a serial input needs the UART (serial = true)", config.name));
+    }
     if ((config.ram_bytes != 0 && config.ram_bytes < kMinRam) || config.ram_bytes % 4096 != 0) {
         return make_error(Errc::kInvalidArgument,
                           fmt::format("VM {}: RAM size {:#x} must be a multiple of 4 KiB and at "
@@ -111,14 +116,22 @@ Status add_machine_ram(Vm &vm, std::uint64_t bytes) {
     return vm.ensure_boot_tables();
 }
 
-Status attach_serial(Vm &vm, SerialSink sink) {
+Status attach_serial(Vm &vm, SerialSink sink, std::shared_ptr<SerialInput> input) {
     // The line goes nowhere until the VM has an interrupt controller.
     auto irq = [&vm](bool level) {
         if (vm.has_irqchip()) (void)vm.set_irq_line(Serial8250::kIrq, level);
     };
     auto uart = std::make_shared<Serial8250>(std::move(sink), std::move(irq));
-    return vm.add_io_handler(Serial8250::kBase, Serial8250::kPorts, "serial8250",
-                             port_handler(Serial8250::kBase, std::move(uart)));
+    if (input) GUESTVM_TRY(bind_serial_input(*input, uart));
+    if (auto added = vm.add_io_handler(Serial8250::kBase, Serial8250::kPorts, "serial8250",
+                                       port_handler(Serial8250::kBase, uart));
+        !added) {
+        if (input) unbind_serial_input(*input);
+        return added;
+    }
+    // The host's writes raise the UART's interrupt through `vm`: cut them off before it goes.
+    if (input) vm.on_destroy([uart] { uart->close_input(); });
+    return {};
 }
 
 Status attach_platform_call(Vm &vm) {
@@ -162,7 +175,9 @@ Result<std::unique_ptr<Vm>> build_machine(std::shared_ptr<Host> host, MachineCon
         auto added = v.add_vcpu();
         if (!added) return std::unexpected(std::move(added).error());
     }
-    if (config.serial) GUESTVM_TRY(attach_serial(v, std::move(config.serial_sink)));
+    if (config.serial) {
+        GUESTVM_TRY(attach_serial(v, std::move(config.serial_sink), config.serial_input));
+    }
     if (config.platform_calls) GUESTVM_TRY(attach_platform_call(v));
     return vm;
 }

@@ -2,21 +2,27 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kvm_fixture.hpp"
@@ -31,10 +37,14 @@ struct Ran {
 };
 
 // With `kill_after` seconds, coreutils' timeout kills a CLI that runs longer (status 124).
-Ran run_cli(const std::string &args, bool merge_stderr = true, int kill_after = 0) {
-    std::string cmd =
-        fmt::format("{}{} {}{}", kill_after > 0 ? fmt::format("timeout {} ", kill_after) : "",
-                    GUESTVM_CLI, args, merge_stderr ? " 2>&1" : " 2>/dev/null");
+// Standard input is the output of the shell command `feed`, or /dev/null (never the terminal
+// of whoever runs the tests).
+Ran run_cli(const std::string &args, bool merge_stderr = true, int kill_after = 0,
+            const std::string &feed = "") {
+    std::string cmd = fmt::format(
+        "{}{}{} {}{}", feed.empty() ? "" : feed + " | ",
+        kill_after > 0 ? fmt::format("timeout {} ", kill_after) : "", GUESTVM_CLI, args,
+        (merge_stderr ? " 2>&1" : " 2>/dev/null") + std::string(feed.empty() ? " </dev/null" : ""));
     Ran r{-1, {}};
     FILE *p = ::popen(cmd.c_str(), "r");
     if (p == nullptr) return r;
@@ -66,6 +76,7 @@ RanMeasured run_cli_measured(std::vector<std::string> args, bool merge_stderr = 
     if (::pipe2(out, O_CLOEXEC) != 0) return r;
     posix_spawn_file_actions_t actions;
     ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     ::posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     if (merge_stderr) {
         ::posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
@@ -464,6 +475,234 @@ TEST(Cli, KernelPayloadStatingMoreThanItHoldsCostsWhatItHolds) {
         EXPECT_LT(r->peak_rss_kib, quiet.peak_rss_kib + 32 * 1024)
             << "a run of tiny peaked at " << quiet.peak_rss_kib << " KiB";
     }
+}
+
+// ---- standard input to COM1 ----
+
+TEST(Cli, PipedInputReachesTheGuest) {
+    GUESTVM_REQUIRE_KVM(host);
+    Ran irq =
+        run_cli("run --irqchip " + test::guest_path("uart_echo"), true, 30, "printf 'hello\\n'");
+    EXPECT_EQ(irq.status, 0) << irq.out;
+    EXPECT_NE(irq.out.find("uart_echo: ready\necho: hello\n"), std::string::npos) << irq.out;
+    Ran poll = run_cli("run " + test::guest_path("uart_echo_poll"), true, 30, "printf 'polled\\r'");
+    EXPECT_EQ(poll.status, 0) << poll.out;
+    EXPECT_NE(poll.out.find("echo: polled\n"), std::string::npos) << poll.out;
+    // Input that comes in pieces, with pauses, is one stream.
+    Ran slow = run_cli("run --irqchip " + test::guest_path("uart_echo"), true, 30,
+                       "(printf 'he'; sleep 0.3; printf 'llo'; sleep 0.3; printf '\\n')");
+    EXPECT_EQ(slow.status, 0) << slow.out;
+    EXPECT_NE(slow.out.find("echo: hello\n"), std::string::npos) << slow.out;
+    Ran json =
+        run_cli("run --json --irqchip " + test::guest_path("uart_echo"), false, 30, "echo json");
+    ASSERT_EQ(json.status, 0) << json.out;
+    auto doc = nlohmann::json::parse(json.out, nullptr, false);
+    ASSERT_FALSE(doc.is_discarded()) << json.out;
+    ASSERT_GE(doc["serial"].size(), 2u) << json.out;
+    EXPECT_EQ(doc["serial"][1]["line"], "echo: json");
+}
+
+// The end of a pipe ends forwarding, not the VM: the guest still waits for its newline when
+// --timeout stops it. --stdin none leaves standard input alone.
+TEST(Cli, EndOfInputDoesNotStopTheVm) {
+    GUESTVM_REQUIRE_KVM(host);
+    Ran eof = run_cli("run --timeout 2 --irqchip " + test::guest_path("uart_echo"), true, 30,
+                      "printf 'no newline'");
+    EXPECT_EQ(eof.status, 4) << eof.out;
+    EXPECT_NE(eof.out.find("uart_echo: ready"), std::string::npos) << eof.out;
+    EXPECT_EQ(eof.out.find("\necho:"), std::string::npos) << eof.out;
+    EXPECT_NE(eof.out.find("requested (--timeout 2 s)"), std::string::npos) << eof.out;
+    Ran none = run_cli("run --stdin none --timeout 1 " + test::guest_path("uart_echo_poll"), true,
+                       30, "printf 'hello\\n'");
+    EXPECT_EQ(none.status, 4) << none.out;
+    EXPECT_EQ(none.out.find("\necho:"), std::string::npos) << none.out;
+    EXPECT_EQ(run_cli("run --stdin sometimes").status, 2);
+}
+
+bool is_raw(const termios &t) {
+    return (t.c_lflag & (ICANON | ECHO | ISIG | IEXTEN)) == 0 &&
+           (t.c_iflag & (ICRNL | IXON)) == 0 && (t.c_oflag & OPOST) != 0;
+}
+
+// The CLI on a pseudo-terminal of its own, as a shell starts a foreground job: a new session
+// whose controlling terminal is the pty, with standard input, output and error on it.
+class PtyCli {
+  public:
+    explicit PtyCli(std::vector<std::string> args) {
+        char name[128];
+        if (::openpty(&master_, &slave_, nullptr, nullptr, nullptr) != 0 ||
+            ::ptsname_r(master_, name, sizeof name) != 0 || ::tcgetattr(slave_, &before_) != 0) {
+            ADD_FAILURE() << "openpty: " << std::strerror(errno);
+            return;
+        }
+        args.insert(args.begin(), GUESTVM_CLI);
+        std::vector<char *> argv;
+        for (std::string &a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        posix_spawnattr_t attr;
+        ::posix_spawnattr_init(&attr);
+        ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+        posix_spawn_file_actions_t actions;
+        ::posix_spawn_file_actions_init(&actions);
+        ::posix_spawn_file_actions_addclose(&actions, master_);
+        ::posix_spawn_file_actions_addclose(&actions, slave_);
+        // Opened after setsid: it becomes the controlling terminal.
+        ::posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, name, O_RDWR, 0);
+        ::posix_spawn_file_actions_adddup2(&actions, STDIN_FILENO, STDOUT_FILENO);
+        ::posix_spawn_file_actions_adddup2(&actions, STDIN_FILENO, STDERR_FILENO);
+        if (::posix_spawn(&pid_, argv[0], &actions, &attr, argv.data(), environ) != 0) pid_ = -1;
+        ::posix_spawn_file_actions_destroy(&actions);
+        ::posix_spawnattr_destroy(&attr);
+        EXPECT_GT(pid_, 0);
+    }
+    ~PtyCli() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        if (master_ >= 0) ::close(master_);
+        if (slave_ >= 0) ::close(slave_);
+    }
+
+    /// Reads the terminal until `needle` has appeared or `seconds` passed.
+    bool wait_for(const std::string &needle, double seconds) {
+        const auto until = deadline(seconds);
+        while (out.find(needle) == std::string::npos && std::chrono::steady_clock::now() < until) {
+            drain(50);
+        }
+        return out.find(needle) != std::string::npos;
+    }
+    /// Waits for the uart_echo guest's first line, which must come with the terminal raw.
+    ::testing::AssertionResult raw_when_ready() {
+        if (!wait_for("uart_echo: ready", 30)) {
+            return ::testing::AssertionFailure() << "the guest never got ready:\n" << out;
+        }
+        if (!is_raw(attributes())) return ::testing::AssertionFailure() << "not in raw mode";
+        return ::testing::AssertionSuccess();
+    }
+    void type(std::string_view keys) {
+        EXPECT_EQ(::write(master_, keys.data(), keys.size()), static_cast<ssize_t>(keys.size()));
+    }
+    /// The wait status once the CLI has exited (reading the terminal meanwhile), or -1.
+    int wait_exit(double seconds) {
+        const auto until = deadline(seconds);
+        while (std::chrono::steady_clock::now() < until) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                drain(0);
+                return status;
+            }
+            drain(20);
+        }
+        return -1;
+    }
+    void signal(int signo) { ::kill(pid_, signo); }
+    termios attributes() const {
+        termios now{};
+        EXPECT_EQ(::tcgetattr(slave_, &now), 0);
+        return now;
+    }
+    const termios &before() const { return before_; }
+    /// Whether `t` is the terminal as it was before the CLI started.
+    bool restored(const termios &t) const {
+        return t.c_iflag == before_.c_iflag && t.c_oflag == before_.c_oflag &&
+               t.c_cflag == before_.c_cflag && t.c_lflag == before_.c_lflag &&
+               t.c_cc[VMIN] == before_.c_cc[VMIN] && t.c_cc[VTIME] == before_.c_cc[VTIME];
+    }
+
+    std::string out;  // everything the CLI wrote to the terminal
+
+  private:
+    static std::chrono::steady_clock::time_point deadline(double seconds) {
+        return std::chrono::steady_clock::now() +
+               std::chrono::milliseconds(static_cast<long>(seconds * 1000));
+    }
+    void drain(int timeout_ms) {
+        pollfd p{master_, POLLIN, 0};
+        while (::poll(&p, 1, timeout_ms) > 0 && (p.revents & POLLIN) != 0) {
+            char buf[4096];
+            const ssize_t n = ::read(master_, buf, sizeof buf);
+            if (n <= 0) return;
+            out.append(buf, static_cast<std::size_t>(n));
+            timeout_ms = 0;
+        }
+    }
+
+    int master_ = -1, slave_ = -1;
+    pid_t pid_ = -1;
+    termios before_{};
+};
+
+// On a terminal: raw mode while the guest runs, so keys go to it as typed (Enter as '\r',
+// Ctrl-A Ctrl-A as one Ctrl-A) and its output shows as it comes; Ctrl-A h prints the help;
+// the terminal is itself again afterwards.
+TEST(Cli, ATerminalIsARawConsoleWithEscapeKeys) {
+    GUESTVM_REQUIRE_KVM(host);
+    PtyCli cli({"run", "--irqchip", test::guest_path("uart_echo")});
+    ASSERT_FALSE(is_raw(cli.before()));
+    ASSERT_TRUE(cli.raw_when_ready());
+    cli.type("\x01h");
+    EXPECT_TRUE(cli.wait_for("Ctrl-A  send Ctrl-A to the guest", 10)) << cli.out;
+    cli.type(
+        "a\x01\x01"
+        "b\r");
+    const int status = cli.wait_exit(30);
+    ASSERT_TRUE(WIFEXITED(status)) << status << "\n" << cli.out;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << cli.out;
+    EXPECT_NE(cli.out.find("echo: a\x01"
+                           "b\r\n"),
+              std::string::npos)
+        << cli.out;
+    EXPECT_NE(cli.out.find("VM stopped: power-off"), std::string::npos) << cli.out;
+    EXPECT_TRUE(cli.restored(cli.attributes()));
+}
+
+// Ctrl-A x stops the VM at once: exit status 0 (not --timeout's 4), the stop says why, and
+// the terminal is restored.
+TEST(Cli, CtrlAXQuitsTheConsole) {
+    GUESTVM_REQUIRE_KVM(host);
+    PtyCli cli({"run", "--irqchip", "--timeout", "60", test::guest_path("uart_echo")});
+    ASSERT_TRUE(cli.raw_when_ready());
+    cli.type("typed but no Enter");
+    cli.type("\x01x");
+    const int status = cli.wait_exit(30);
+    ASSERT_TRUE(WIFEXITED(status)) << status << "\n" << cli.out;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << cli.out;
+    EXPECT_NE(cli.out.find("VM stopped: requested (quit from the console (Ctrl-A x))"),
+              std::string::npos)
+        << cli.out;
+    EXPECT_EQ(cli.out.find("\necho:"), std::string::npos) << cli.out;
+    EXPECT_TRUE(cli.restored(cli.attributes()));
+}
+
+// A signal that ends the CLI still restores the terminal first, then takes its default course.
+TEST(Cli, SignalsRestoreTheTerminal) {
+    GUESTVM_REQUIRE_KVM(host);
+    for (int signo : {SIGTERM, SIGINT, SIGHUP}) {
+        SCOPED_TRACE(signo);
+        PtyCli cli({"run", "--irqchip", test::guest_path("uart_echo")});
+        ASSERT_TRUE(cli.raw_when_ready());
+        cli.signal(signo);
+        const int status = cli.wait_exit(30);
+        ASSERT_TRUE(WIFSIGNALED(status)) << status << "\n" << cli.out;
+        EXPECT_EQ(WTERMSIG(status), signo);
+        EXPECT_TRUE(cli.restored(cli.attributes()));
+    }
+}
+
+// With --json the document is the output: a terminal is neither read nor made raw.
+TEST(Cli, JsonLeavesATerminalAlone) {
+    GUESTVM_REQUIRE_KVM(host);
+    PtyCli cli({"run", "--json", "--irqchip", "--timeout", "1", test::guest_path("uart_echo")});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cli.type("hello\n");
+    const termios during = cli.attributes();
+    const int status = cli.wait_exit(30);
+    ASSERT_TRUE(WIFEXITED(status)) << status << "\n" << cli.out;
+    EXPECT_EQ(WEXITSTATUS(status), 4) << cli.out;  // the guest never got the line
+    EXPECT_TRUE(cli.restored(during));
+    EXPECT_EQ(cli.out.find("echo: hello"), std::string::npos) << cli.out;
 }
 
 }  // namespace

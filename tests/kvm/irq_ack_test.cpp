@@ -49,14 +49,9 @@ std::unique_ptr<Vm> irq_vm(std::shared_ptr<Host> host, test::Capture &capture, E
     auto vm = build_machine(std::move(host), std::move(config));
     EXPECT_TRUE(vm) << (vm ? "" : vm.error().message());
     if (!vm) return nullptr;
-    auto image = read_file(test::guest_path(guest));
-    EXPECT_TRUE(image);
-    if (!image) return nullptr;
-    auto plan = plan_elf(*image, ram_ranges((*vm)->vspace()));
-    EXPECT_TRUE(plan);
-    if (!plan || !write_plan((*vm)->vspace(), *plan)) return nullptr;
-    (*vm)->set_boot_mode(plan->entry.mode);
-    entry = plan->entry;
+    auto loaded = test::load_guest(**vm, guest);
+    if (!loaded) return nullptr;
+    entry = *loaded;
     return std::move(*vm);
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -118,6 +119,22 @@ inline std::unique_ptr<Vm> make_vm(std::shared_ptr<Host> host, const std::string
     if (!loaded) return nullptr;
     if (entry) *entry = loaded->entry.rip;
     return std::move(*vm);
+}
+
+/// Writes `guest`'s ELF into `vm`'s RAM and sets the VM's boot mode to its entry's; the entry
+/// state, or nullopt (the test has failed).
+inline std::optional<EntryState> load_guest(Vm &vm, const std::string &guest) {
+    auto image = read_file(guest_path(guest));
+    EXPECT_TRUE(image) << (image ? "" : image.error().message());
+    if (!image) return std::nullopt;
+    auto plan = plan_elf(*image, ram_ranges(vm.vspace()));
+    EXPECT_TRUE(plan) << (plan ? "" : plan.error().message());
+    if (!plan) return std::nullopt;
+    auto written = write_plan(vm.vspace(), *plan);
+    EXPECT_TRUE(written) << (written ? "" : written.error().message());
+    if (!written) return std::nullopt;
+    vm.set_boot_mode(plan->entry.mode);
+    return plan->entry;
 }
 
 /// The forged_ack guest's count of EOIs written, once it has printed where it keeps it.

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "console.hpp"
 #include "guestvm/serial.hpp"
 #include "report.hpp"
 #include "run_request.hpp"
@@ -31,6 +32,7 @@ int refuse(const Refusal &refusal) {
 // The exit status for how the run ended; a failure also gets its one line on stderr.
 int exit_status(const Outcome &outcome) {
     std::fflush(stdout);
+    if (outcome.quit) return kExitOk;
     if (outcome.timed_out) return kExitTimeout;
     switch (outcome.stop.reason) {
         case guestvm::StopReason::kPowerOff:
@@ -47,6 +49,7 @@ int exit_status(const Outcome &outcome) {
 }
 
 int run(const RunRequest &req) {
+    const StdinUse use = stdin_use(req);
     SerialTail tail;  // --json: the document's serial output
     guestvm::LineBuffer lines([&](int vcpu, std::string_view text) {
         if (req.json) {
@@ -55,13 +58,22 @@ int run(const RunRequest &req) {
             print_serial_line(text);
         }
     });
-    auto session = build_vm(req, lines.sink());  // after `lines`, which must outlive the VM
+    RawOutput raw;  // a console shows the guest's bytes as they come, not line by line
+    // After `lines` and `raw`, which must outlive the VM.
+    auto session = build_vm(req, use == StdinUse::kConsole ? raw.sink() : lines.sink(),
+                            use != StdinUse::kNone);
     if (!session) return fail(session.error().message());
+    Console console(use, session->input, *session->vm);
     if (auto started = start_cores(req, *session); !started) {
+        console.close();
         return fail(started.error().message());
     }
-    const Outcome outcome = wait_for_stop(req, *session->vm);
+    Outcome outcome = wait_for_stop(req, *session->vm);
+    console.close();  // the terminal is itself again before the report
+    outcome.quit = console.quit() && outcome.stop.reason == guestvm::StopReason::kRequested &&
+                   outcome.stop.message == kQuitMessage;
     lines.flush();
+    raw.finish_line();
     const Report report =
         gather_report(*session->vm, session->image.name, session->image.plan.format, outcome.stop);
     if (req.json) {
@@ -111,6 +123,12 @@ void add_run_options(CLI::App &run_cmd, Options &opt) {
     run_cmd.add_option("--flat", opt.flat, "Flat binary to run in real mode");
     run_cmd.add_option("--load-addr", opt.load_addr,
                        "Where --flat goes, below 1 MiB (default 0x10000: CS:IP 1000:0000)");
+    run_cmd
+        .add_option("--stdin", opt.stdin_mode,
+                    "auto (default): standard input goes to the guest's COM1, a terminal in raw "
+                    "mode (Ctrl-A x quits, Ctrl-A h for help; not with --json), a pipe or file "
+                    "as it is (its end does not stop the VM); none: left alone")
+        ->check(CLI::IsMember({"auto", "none"}));
     run_cmd.add_option("GUEST", opt.guest,
                        "ELF executable to run: ELF64 (long mode) or ELF32 (protected mode)");
 }
@@ -122,7 +140,8 @@ int main(int argc, char **argv) {
     app.set_version_flag("--version", "guestvm " GUESTVM_VERSION);
     app.require_subcommand(1);
     app.footer(
-        "Exit status: 0 the guest powered off or every vCPU went off; 1 failure (no KVM, bad "
+        "Exit status: 0 the guest powered off, every vCPU went off, or Ctrl-A x; 1 failure (no "
+        "KVM, bad "
         "image, guest fault, unhandled exit); 2 bad command line; 3 the guest asked for a reset; "
         "4 --timeout ran out.");
     Options opt;

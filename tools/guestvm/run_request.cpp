@@ -77,6 +77,7 @@ std::expected<RunRequest, Refusal> make_request(const Options &opt) {
     req.emulation_assist = opt.emulation_assist == "on"    ? EmulationAssist::kOn
                            : opt.emulation_assist == "off" ? EmulationAssist::kOff
                                                            : EmulationAssist::kAuto;
+    req.forward_stdin = opt.stdin_mode != "none";
     req.load_addr = kDefaultFlatLoadAddr;
     if (!opt.load_addr.empty()) {
         const auto at = parse_size(opt.load_addr);

@@ -34,6 +34,7 @@ struct Options {
     std::string boot = "pvh";
     std::string emulation_assist = "auto";
     double sample_rip_ms = 0;
+    std::string stdin_mode = "auto";  // auto: forward standard input to COM1; none: leave it
 };
 
 enum class ImageKind { kBuiltinDemo, kElf, kFlat, kLinuxPvh, kLinuxBzImage };
@@ -53,6 +54,7 @@ struct RunRequest {
     std::string cmdline;          // Linux only
     EmulationAssist emulation_assist = EmulationAssist::kAuto;
     std::optional<double> sample_rip_ms;  // --sample-rip: the sampling period
+    bool forward_stdin = true;            // standard input goes to COM1 (console.hpp says how)
 
     bool is_linux() const {
         return kind == ImageKind::kLinuxPvh || kind == ImageKind::kLinuxBzImage;

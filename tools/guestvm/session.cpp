@@ -67,14 +67,16 @@ Result<Image> plan_image(const RunRequest &req, std::span<const RamRange> ram,
 class Watchdog {
   public:
     Watchdog(Vm &vm, double seconds)
-        : timer_([this, &vm, seconds, deadline = deadline_after(seconds)] {
-              if (!sleep_until(deadline)) {
-                  vm.stop({StopReason::kRequested, fmt::format("--timeout {} s", seconds)});
-              }
+        : message_(fmt::format("--timeout {} s", seconds)),
+          timer_([this, &vm, deadline = deadline_after(seconds)] {
+              if (!sleep_until(deadline)) vm.stop({StopReason::kRequested, message_});
           }) {}
     Watchdog(const Watchdog &) = delete;
     Watchdog &operator=(const Watchdog &) = delete;
     ~Watchdog() { cancel(); }
+
+    /// The stop message it gives the VM when the deadline passes.
+    const std::string &message() const { return message_; }
 
     /// Wakes the timer thread, if it still waits, and joins it.
     void cancel() {
@@ -101,6 +103,7 @@ class Watchdog {
         return wake_.wait_until(lock, deadline, [this] { return cancelled_; });
     }
 
+    const std::string message_;
     std::mutex mutex_;
     std::condition_variable wake_;
     bool cancelled_ = false;
@@ -109,7 +112,7 @@ class Watchdog {
 
 }  // namespace
 
-Result<Session> build_vm(const RunRequest &req, SerialSink serial) {
+Result<Session> build_vm(const RunRequest &req, SerialSink serial, bool serial_input) {
     GUESTVM_TRY_ASSIGN(host, Host::create());
     MachineConfig config;
     config.name = "guestvm";
@@ -117,6 +120,8 @@ Result<Session> build_vm(const RunRequest &req, SerialSink serial) {
     config.vcpus = req.vcpus;
     config.serial_sink = std::move(serial);
     config.emulation_assist = req.emulation_assist;
+    if (serial_input) config.serial_input = std::make_shared<SerialInput>();
+    auto input = config.serial_input;
     // A kernel probes ports nobody emulates here (PCI, CMOS, ...): answer as absent hardware.
     config.irqchip = req.irqchip || req.is_linux();
     if (req.is_linux()) config.unhandled_io = UnhandledIoPolicy::kAllOnes;
@@ -125,7 +130,7 @@ Result<Session> build_vm(const RunRequest &req, SerialSink serial) {
     GUESTVM_TRY_ASSIGN(image, plan_image(req, ram_ranges(vm->vspace()), vm->linux_kernel_args()));
     GUESTVM_TRY(write_plan(vm->vspace(), image.plan));
     vm->set_boot_mode(image.plan.entry.mode);
-    return Session{std::move(vm), std::move(image)};
+    return Session{std::move(vm), std::move(image), std::move(input)};
 }
 
 Status start_cores(const RunRequest &req, Session &session) {
@@ -156,8 +161,10 @@ Outcome wait_for_stop(const RunRequest &req, Vm &vm) {
         sampler.request_stop();
         sampler.join();
     }
+    // Another thread may have stopped the VM first (Ctrl-A x): the first reason is the one.
+    outcome.timed_out = watchdog && outcome.stop.reason == StopReason::kRequested &&
+                        outcome.stop.message == watchdog->message();
     watchdog.reset();
-    outcome.timed_out = req.timeout_seconds && outcome.stop.reason == StopReason::kRequested;
     return outcome;
 }
 

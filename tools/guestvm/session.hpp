@@ -24,11 +24,13 @@ struct Image {
 struct Session {
     std::unique_ptr<Vm> vm;
     Image image;
+    std::shared_ptr<SerialInput> input;  // COM1's receive line, when standard input goes there
 };
 
-/// Creates the VM, whose serial bytes go to `serial` (which must outlive the session), and
-/// writes the request's image into its RAM.
-Result<Session> build_vm(const RunRequest &req, SerialSink serial);
+/// Creates the VM, whose serial bytes go to `serial` (which must outlive the session), with
+/// COM1's receive line in Session::input if `serial_input`, and writes the request's image
+/// into its RAM.
+Result<Session> build_vm(const RunRequest &req, SerialSink serial, bool serial_input);
 
 /// Starts core 0 at the image's entry; with --start-all also core i on vCPU i (RDI = i).
 Status start_cores(const RunRequest &req, Session &session);
@@ -37,6 +39,7 @@ Status start_cores(const RunRequest &req, Session &session);
 struct Outcome {
     StopInfo stop;
     bool timed_out = false;  // --timeout stopped the VM
+    bool quit = false;       // the console's Ctrl-A x stopped the VM
 };
 
 /// Runs the VM until it stops, stopping it when --timeout runs out first.
