@@ -21,11 +21,12 @@ namespace guestvm {
 class Vm;
 struct EntryState;
 
-
 /// A vCPU's lifecycle. The legal transitions live in one place (Vcpu.cpp):
 ///   kCreated/kOff --start--> kRunning <--suspend/resume--> kSuspended
 ///   kRunning/kSuspended --CPU_OFF--> kOff      any --VM stop / fatal exit--> kStopped
-enum class VcpuState : std::uint8_t { kCreated, kRunning, kSuspended, kOff, kStopped };
+/// kWaiting: the vCPU's thread sits in KVM_RUN while the vCPU waits for INIT/SIPI from another
+/// vCPU's local APIC (Vm::await_sipi); it is assigned but not online until the INIT arrives.
+enum class VcpuState : std::uint8_t { kCreated, kRunning, kSuspended, kOff, kStopped, kWaiting };
 
 const char *vcpu_state_name(VcpuState state) noexcept;
 
@@ -133,6 +134,12 @@ class Vcpu {
     void count(ExitKind kind) noexcept;
     /// Vm::sample_rips for this vCPU.
     void sample_rip();
+    /// Vm::await_sipi for this vCPU: its thread enters KVM_RUN with the vCPU uninitialised.
+    Status await_sipi();
+    /// Called by the run loop of a kWaiting vCPU after KVM_RUN returned: kRunning (online) once
+    /// KVM no longer holds it uninitialised.
+    void note_started_by_sipi();
+    Status start_thread_locked();
     bool set_state_locked(VcpuState to);
 
     Vm &vm_;

@@ -120,6 +120,11 @@ class Vm {
     Status start_core(int core, std::uint64_t entry, std::uint64_t arg);
     /// The same, starting in `state` (a LoadPlan's entry, for instance).
     Status start_core(int core, const EntryState &state);
+    /// Assigns a vCPU to `core` and leaves it waiting, inside KVM_RUN, for the INIT/SIPI
+    /// sequence another vCPU sends through its local APIC (how an OS such as Linux starts its
+    /// application processors from the ACPI MADT). The vCPU is in kWaiting, not online, until
+    /// the INIT arrives; then kRunning and online. Needs the irqchip.
+    Status await_sipi(int core);
 
     // ---- interrupts ----
     bool has_irqchip() const noexcept { return irqchip_.load(std::memory_order_acquire); }

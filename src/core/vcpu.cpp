@@ -39,6 +39,8 @@ const char *vcpu_state_name(VcpuState state) noexcept {
             return "off";
         case VcpuState::kStopped:
             return "stopped";
+        case VcpuState::kWaiting:
+            return "waiting";
     }
     return "unknown";
 }
@@ -60,6 +62,10 @@ bool Vcpu::set_state_locked(VcpuState to) {
     switch (from) {
         case VcpuState::kCreated:
         case VcpuState::kOff:
+            ok =
+                to == VcpuState::kRunning || to == VcpuState::kStopped || to == VcpuState::kWaiting;
+            break;
+        case VcpuState::kWaiting:
             ok = to == VcpuState::kRunning || to == VcpuState::kStopped;
             break;
         case VcpuState::kRunning:
@@ -90,6 +96,55 @@ Status Vcpu::start(const EntryState &state) { return start_impl(&state); }
 
 Status Vcpu::start_current() { return start_impl(nullptr); }
 
+Status Vcpu::await_sipi() {
+    if (!vm_.has_irqchip()) {
+        return make_error(Errc::kBadState,
+                          fmt::format("vCPU {}: waiting for INIT/SIPI needs the in-kernel local "
+                                      "APICs (the irqchip)",
+                                      id_.value()));
+    }
+    std::unique_lock lock(s_->mutex_);
+    if (vm_.stopped() || state_ == VcpuState::kStopped) {
+        return make_error(Errc::kBadState,
+                          fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
+    }
+    if (state_ != VcpuState::kCreated) {
+        return make_error(Errc::kAlreadyExists,
+                          fmt::format("vCPU {} is {}: only a vCPU that never ran waits for SIPI",
+                                      id_.value(), vcpu_state_name(state_)));
+    }
+    // KVM created it uninitialised (an application processor): KVM_RUN blocks until INIT/SIPI.
+    GUESTVM_TRY(start_thread_locked());
+    set_state_locked(VcpuState::kWaiting);
+    s_->cv_.notify_all();
+    return {};
+}
+
+void Vcpu::note_started_by_sipi() {
+    // KVM_RUN returns (EAGAIN) when INIT arrives, or the vCPU exits running guest code: either
+    // way another vCPU has started it.
+    auto mp = s_->fd_->mp_state();
+    if (mp && *mp == KVM_MP_STATE_UNINITIALIZED) return;
+    std::lock_guard lock(s_->mutex_);
+    if (state_ != VcpuState::kWaiting) return;
+    set_state_locked(VcpuState::kRunning);
+    vm_.on_vcpu_online();
+    s_->cv_.notify_all();
+}
+
+Status Vcpu::start_thread_locked() {
+    if (s_->thread_.joinable()) return {};
+    try {
+        kvm::fault::check_thread_create();
+        s_->thread_ = std::jthread([this] { thread_main(); });
+    } catch (const std::system_error &e) {
+        return make_error(
+            Errc::kResourceExhausted,
+            fmt::format("vCPU {}: cannot create its thread: {}", id_.value(), e.what()));
+    }
+    return {};
+}
+
 Status Vcpu::prepare(const EntryState &state) {
     std::unique_lock lock(s_->mutex_);
     if (online()) {
@@ -112,9 +167,10 @@ Status Vcpu::start_impl(const EntryState *state) {
         return make_error(Errc::kBadState,
                           fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
     }
-    if (online()) {
+    if (online() || state_ == VcpuState::kWaiting) {
         return make_error(Errc::kAlreadyExists,
-                          fmt::format("vCPU {} is already online", id_.value()));
+                          fmt::format("vCPU {} is already {}", id_.value(),
+                                      online() ? "online" : "waiting for INIT/SIPI"));
     }
     // A vCPU that just went off may still be leaving its run loop.
     s_->cv_.wait(lock, [&] { return !s_->in_guest_; });
@@ -124,16 +180,7 @@ Status Vcpu::start_impl(const EntryState *state) {
     }
     if (state != nullptr) GUESTVM_TRY(x86::apply_entry_state(*s_->fd_, *state));
     if (vm_.has_irqchip()) GUESTVM_TRY(s_->fd_->make_runnable());
-    if (!s_->thread_.joinable()) {
-        try {
-            kvm::fault::check_thread_create();
-            s_->thread_ = std::jthread([this] { thread_main(); });
-        } catch (const std::system_error &e) {
-            return make_error(
-                Errc::kResourceExhausted,
-                fmt::format("vCPU {}: cannot create its thread: {}", id_.value(), e.what()));
-        }
-    }
+    GUESTVM_TRY(start_thread_locked());
     set_state_locked(VcpuState::kRunning);
     vm_.on_vcpu_online();
     s_->cv_.notify_all();
@@ -382,7 +429,8 @@ void Vcpu::thread_main() {
             s_->cv_.notify_all();
             s_->cv_.wait(lock, [&] {
                 return s_->exit_thread_ ||
-                       (state_ == VcpuState::kRunning && s_->pause_requests_ == 0);
+                       ((state_ == VcpuState::kRunning || state_ == VcpuState::kWaiting) &&
+                        s_->pause_requests_ == 0);
             });
             if (s_->exit_thread_) break;
             s_->in_guest_ = true;

@@ -98,6 +98,7 @@ void Vcpu::run_guest() {
             return;
         }
         count(exit_kind(*exit));
+        if (state_.load(std::memory_order_acquire) == VcpuState::kWaiting) note_started_by_sipi();
         if (std::holds_alternative<kvm::InterruptedExit>(*exit)) {
             s_->fd_->clear_immediate_exit();
             if (s_->sample_requested_.exchange(false, std::memory_order_acq_rel)) {

@@ -244,6 +244,10 @@ Status Vm::start_core(int core, const EntryState &state) {
     return claim_and_start(core, [&](Vcpu &v) { return v.start(state); });
 }
 
+Status Vm::await_sipi(int core) {
+    return claim_and_start(core, [](Vcpu &v) { return v.await_sipi(); });
+}
+
 Status Vm::enable_irqchip() {
     // Under the assignment lock, which vCPU creation takes too: no vCPU appears meanwhile.
     std::lock_guard lock(s_->assign_mutex_);

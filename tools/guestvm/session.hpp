@@ -32,7 +32,8 @@ struct Session {
 /// into its RAM.
 Result<Session> build_vm(const RunRequest &req, SerialSink serial, bool serial_input);
 
-/// Starts core 0 at the image's entry; with --start-all also core i on vCPU i (RDI = i).
+/// Starts core 0 at the image's entry; with --start-all also core i on vCPU i (RDI = i). A
+/// Linux kernel starts its other cores itself: they wait for its INIT/SIPI (Vm::await_sipi).
 Status start_cores(const RunRequest &req, Session &session);
 
 // How the run ended.
