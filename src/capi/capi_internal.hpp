@@ -1,6 +1,7 @@
 // guestvm — what the C layer's translation units share (internal).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <exception>
@@ -17,6 +18,7 @@
 #include "guestvm/error.hpp"
 #include "guestvm/vm.hpp"
 #include "sel4vm/arch/ioports.h"
+#include "sel4vm/guest_irq_controller.h"
 #include "sel4vm/guest_memory.h"
 #include "sel4vm/guest_vm.h"
 #include "sel4vm/guestvm.h"
@@ -63,6 +65,15 @@ struct guestvm_vm_state {
     std::list<std::unique_ptr<vm_memory_reservation>> reservations;  // handles given out
     guestvm::capi::AnonPools anon_pools{guestvm::GuestVSpace::kAddressLimit - 1};
     std::vector<vm_ioport_entry_t> ioports;  // vm->arch.ioport_list points here, by start
+    /// vm_register_irq calls made before the VM has an interrupt controller, by line: they
+    /// take effect when vm_create_default_irq_controller makes it (libsel4vm's order).
+    struct PendingIrq {
+        vm_vcpu_t *vcpu = nullptr;
+        irq_ack_fn_t ack = nullptr;
+        void *cookie = nullptr;
+    };
+    std::mutex irq_mutex;  // guards pending_irqs and the controller's creation
+    std::array<std::optional<PendingIrq>, guestvm::Vm::kIrqLines> pending_irqs;
     /// vm_create_vcpu may be called from several threads at once: it holds this around the
     /// limit check and the vectors above.
     std::mutex create_mutex;

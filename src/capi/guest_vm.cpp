@@ -119,6 +119,8 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
         config.boot_mode = to_mode(opts.boot_mode);
         // libsel4vm's behaviour: a port nobody handles reads all ones, writes are ignored.
         config.unhandled_io = guestvm::UnhandledIoPolicy::kAllOnes;
+        // libsel4vm's order: vm_create_default_irq_controller may follow vm_create_vcpu.
+        config.defer_kvm_vcpus = true;
         if (opts.serial != nullptr) {
             config.serial_sink = [fn = opts.serial, cookie = opts.serial_cookie](
                                      int vcpu, std::string_view bytes) {
