@@ -23,13 +23,17 @@
 #include "sel4vm/guest_vm.h"
 #include "sel4vm/guestvm.h"
 
-/// A reservation made through vm_reserve_memory_at or vm_reserve_anon_memory. Threads: the
-/// VMM's (the thread that calls the C API for this VM), as libsel4vm's VMM is one thread; the
-/// fault handler on a vCPU thread reads only the immutable addr and size.
+/// A reservation made through vm_reserve_memory_at or vm_reserve_anon_memory: [addr, addr+size)
+/// as the VMM asked (any alignment, as libsel4vm takes it), inside the whole pages
+/// [area, area+area_size) it holds in the guest vspace. Threads: the VMM's (the thread that
+/// calls the C API for this VM), as libsel4vm's VMM is one thread; the fault handler on a vCPU
+/// thread reads only the immutable addresses and sizes.
 struct vm_memory_reservation {
     vm_t *vm;
     uintptr_t addr;
     size_t size;
+    uintptr_t area;
+    size_t area_size;
     bool mapped = false;  ///< backed by frames (vm_map_reservation)
 };
 
@@ -39,6 +43,15 @@ constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t page_round_up(std::uint64_t bytes) {
     return (bytes + kPage - 1) & ~(kPage - 1);
 }
+
+/// The whole pages that guest-physical [addr, addr+size) touches: libsel4vm accepts any
+/// alignment and its vspace takes the pages (seL4 maps nothing smaller).
+struct PageSpan {
+    std::uint64_t base = 0;
+    std::uint64_t size = 0;
+};
+/// kInvalidArgument for an empty range or one that wraps.
+Result<PageSpan> page_span(std::uint64_t addr, std::uint64_t size, const char *fn);
 
 /// The anonymous pools (vm_memory_make_anon), inside guest-physical space. What is free in a
 /// pool is what the guest vspace has no area in.

@@ -351,7 +351,11 @@ int vm_ram_register_at(vm_t *vm, uintptr_t start, size_t bytes, bool) {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr) return fail("vm_ram_register_at: NULL or uninitialised vm");
         if (guestvm::capi::in_anon_pool(vm, start, bytes, "vm_ram_register_at")) return -1;
-        auto added = v->vspace().add_ram(guestvm::GuestPhysAddr(start), bytes,
+        // libsel4vm maps whole pages around any range (camkes-vm registers [0x500, 0x80000))
+        // and records the range as given in vm->mem.ram_regions.
+        auto span = guestvm::capi::page_span(start, bytes, "vm_ram_register_at");
+        if (!span) return fail(span.error());
+        auto added = v->vspace().add_ram(guestvm::GuestPhysAddr(span->base), span->size,
                                          fmt::format("ram@{:#x}", start));
         if (!added) return fail(added.error());
         guestvm::capi::record_ram(vm, start, bytes);
