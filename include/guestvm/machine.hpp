@@ -26,11 +26,11 @@ struct MachineConfig : VmConfig {
     bool irqchip = false;
     bool serial = true;          ///< an 8250 UART at 0x3f8 (IRQ 4 once there is an irqchip)
     SerialSink serial_sink;      ///< null: output is discarded
-    bool platform_calls = true;  ///< the PSCI-semantics platform call at port 0x600
+    bool platform_calls = true;  ///< the PSCI-semantics platform call at kPlatformCallPort
 };
 
 /// The platform call's port and port count (docs/platform-call.md).
-inline constexpr std::uint16_t kPlatformCallPort = 0x600;
+inline constexpr std::uint16_t kPlatformCallPort = 0x0ff0;
 
 /// Builds the VM `config` describes: the KVM VM, its RAM and boot tables, the irqchip, the
 /// vCPUs, then the devices. Nothing is returned half-built: any failure is the error.

@@ -67,8 +67,6 @@ using RamRegions = RangeMap<bool>;
 /// the C++ Vm is thread-safe in itself.
 struct guestvm_vm_state {
     std::string name;
-    guestvm_serial_fn serial = nullptr;
-    void *serial_cookie = nullptr;
     std::vector<std::unique_ptr<vm_vcpu_t>> vcpus;  // mirrors, index = vCPU id
     /// Per vCPU (index = id): the VMM wrote registers or VMCS fields since it was created, so
     /// vcpu_start starts it with that state instead of at vm->entry.

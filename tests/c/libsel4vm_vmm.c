@@ -175,8 +175,8 @@ int main(int argc, char **argv) {
     CHECK(vm_io_port_add_handler(&vm, ports, iface) == 0);
     vm_ioport_range_t overlapping = {0x527, 0x528};
     CHECK(vm_io_port_add_handler(&vm, overlapping, iface) == -1);
-    vm_ioport_range_t serial = {0x3f8, 0x3f8};
-    CHECK(vm_io_port_add_handler(&vm, serial, iface) == -1); /* guestvm's UART */
+    vm_ioport_range_t shares_one = {0x510, 0x520};
+    CHECK(vm_io_port_add_handler(&vm, shares_one, iface) == -1); /* 0x520 is taken */
     vm_ioport_range_t backwards = {0x540, 0x530};
     CHECK(vm_io_port_add_handler(&vm, backwards, iface) == -1);
     vm_ioport_range_t error_port = {0x528, 0x528};

@@ -466,6 +466,7 @@ void c_serial(int, const char *bytes, size_t len, void *cookie) {
 guestvm_vm_options_t c_options(CVm &c, std::uint64_t ram) {
     guestvm_vm_options_t o{};
     o.ram_bytes = ram;
+    o.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     o.serial = c_serial;
     o.serial_cookie = &c;
     return o;

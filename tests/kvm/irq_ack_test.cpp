@@ -231,6 +231,7 @@ TEST(IrqAck, VmRegisterIrqCallsBackOnVmRunsThread) {
     std::string out;
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 64u << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     opts.serial = collect;
     opts.serial_cookie = &out;
     ASSERT_EQ(guestvm_vm_init(&vm, "vm-register-irq", &opts), 0) << guestvm_last_error();

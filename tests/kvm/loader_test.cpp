@@ -283,6 +283,7 @@ TEST(Loaders, AFailedLoadWritesNothing) {
     vm_t cvm{};
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 4 << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     ASSERT_EQ(guestvm_vm_init(&cvm, "c", &opts), 0);
     cvm.entry = 0x1234;
     EXPECT_EQ(guestvm_vm_load_elf(&cvm, guest_file("real_mode.bin").c_str()), -1);
@@ -305,6 +306,7 @@ TEST(Loaders, CApiRefusesAnImageLargerThanGuestRamUnread) {
     vm_t cvm{};
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 4 << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     ASSERT_EQ(guestvm_vm_init(&cvm, "c", &opts), 0) << guestvm_last_error();
     const auto started = std::chrono::steady_clock::now();
     EXPECT_EQ(guestvm_vm_load_elf(&cvm, huge.c_str()), -1);

@@ -62,7 +62,8 @@ typedef struct vm_io_list {
  * Handles ports range.start..range.end with `ioport_interface`. Handlers run on the vCPU's
  * thread that made the access.
  * @return 0, or -1 (NULL/uninitialised vm, start > end, overlap with a range already handled —
- *         guestvm's own UART at 0x3f8-0x3ff and platform call at 0x600-0x603 included)
+ *         guestvm's UART (0x3f8-0x3ff) and platform call (0xff0-0xff3) included when the VMM
+ *         added them; a VM from vm_init has neither)
  */
 int vm_io_port_add_handler(vm_t *vm, vm_ioport_range_t ioport_range,
                            vm_ioport_interface_t ioport_interface);
