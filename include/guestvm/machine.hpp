@@ -24,6 +24,9 @@ struct MachineConfig : VmConfig {
     /// KVM's in-kernel interrupt controllers and timer (Vm::enable_irqchip), created after the
     /// RAM and before the vCPUs.
     bool irqchip = false;
+    /// With the irqchip, KVM's in-kernel 8254 PIT too (ports 0x40-0x43 and 0x61 then never
+    /// reach the VM's handlers); false leaves the PIT to a VMM's own model.
+    bool kernel_pit = true;
     bool serial = true;          ///< an 8250 UART at 0x3f8 (IRQ 4 once there is an irqchip)
     SerialSink serial_sink;      ///< null: output is discarded
     bool platform_calls = true;  ///< the PSCI-semantics platform call at kPlatformCallPort

@@ -116,12 +116,15 @@ class Vm {
 
     // ---- interrupts ----
     bool has_irqchip() const noexcept { return irqchip_.load(std::memory_order_acquire); }
-    /// Creates KVM's in-kernel interrupt controllers (8259 PICs, IOAPIC, local APICs) and 8254
-    /// timer. Needed to raise guest IRQs and by Linux; with it HLT waits in the kernel. KVM
+    /// Creates KVM's in-kernel interrupt controllers (8259 PICs, IOAPIC, local APICs) and, with
+    /// `kernel_pit`, its 8254 timer (ports 0x40-0x43, speaker port 0x61); without it those
+    /// ports reach the VM's port handlers, for a VMM with its own PIT (an irqchip without the
+    /// PIT is what libsel4vm VMMs get). Needed to raise guest IRQs and by Linux; with it HLT
+    /// waits in the kernel. The first successful call decides the PIT. KVM
     /// allows it only before its first vCPU: kBadState once one exists (with
     /// VmConfig::defer_kvm_vcpus, once a vCPU was started or its registers used); idempotent.
     /// Memory-slot changes after it are slower (~7.5 ms each here): add RAM first.
-    Status enable_irqchip();
+    Status enable_irqchip(bool kernel_pit = true);
     /// Drives guest interrupt line `irq` (GSI 0..23: the 8259 PIC pin for 0..15 and the IOAPIC
     /// pin) high or low. kBadState without the irqchip; kInvalidArgument for another line.
     Status set_irq_line(int irq, bool level);

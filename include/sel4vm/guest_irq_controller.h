@@ -1,7 +1,9 @@
 /*
  * guestvm — libsel4vm's guest_irq_controller.h: the VM's interrupt controller and guest IRQs.
- * On guestvm the controller is KVM's in-kernel one (two 8259 PICs, an IOAPIC, a local APIC per
- * vCPU, and an 8254 timer); IRQ n is GSI n: PIC pin n for 0..15 and IOAPIC pin n for 0..23.
+ * On guestvm the controller is KVM's in-kernel one (two 8259 PICs on ports 0x20-0x21, 0xa0-0xa1
+ * and 0x4d0-0x4d1, an IOAPIC at 0xfec00000, a local APIC per vCPU at 0xfee00000), without KVM's
+ * 8254 timer: the PIT's ports 0x40-0x43 and 0x61 stay the VMM's. IRQ n is GSI n: PIC pin n for
+ * 0..15 and IOAPIC pin n for 0..23.
  */
 #pragma once
 /* The library is built with hidden visibility; what this header declares is its interface. */

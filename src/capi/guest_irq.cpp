@@ -45,7 +45,9 @@ int vm_create_default_irq_controller(vm_t *vm) {
         if (v == nullptr) return fail("vm_create_default_irq_controller: NULL or uninitialised vm");
         auto &state = *vm->guestvm;
         std::lock_guard lock(state.irq_mutex);
-        auto made = v->enable_irqchip();
+        // KVM's PICs, IOAPIC and local APICs, but not its PIT: libsel4vm VMMs bring their own
+        // (camkes-vm's i8254.c on ports 0x40-0x43), which KVM's would hide.
+        auto made = v->enable_irqchip(/*kernel_pit=*/false);
         if (!made) return fail(made.error());
         // Registrations made before the controller take effect now; one that cannot stays
         // recorded, so calling this again retries it.

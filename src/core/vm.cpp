@@ -242,7 +242,7 @@ Status Vm::start_core(int core, const EntryState &state) {
     return claim_and_start(core, [&](Vcpu &v) { return v.start(state); });
 }
 
-Status Vm::enable_irqchip() {
+Status Vm::enable_irqchip(bool kernel_pit) {
     // Under the assignment lock, which vCPU creation takes too: no vCPU appears meanwhile; and
     // under the KVM-vCPU lock: no deferred vCPU gets its KVM vCPU meanwhile.
     std::lock_guard lock(s_->assign_mutex_);
@@ -260,7 +260,10 @@ Status Vm::enable_irqchip() {
                               "first vCPU ({} exist)",
                               config_.name, vcpu_count()));
     }
-    GUESTVM_TRY(s_->fd_->create_irqchip_and_pit());
+    // A failed PIT leaves the irqchip made: a second call creates only the PIT (the irqchip
+    // cannot be created twice).
+    GUESTVM_TRY(s_->fd_->create_irqchip());
+    if (kernel_pit) GUESTVM_TRY(s_->fd_->create_pit());
     irqchip_.store(true, std::memory_order_release);
     return {};
 }
