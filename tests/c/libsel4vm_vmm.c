@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
     CHECK(vm.num_vcpus == 1 && vm.vcpus[0] == vcpu && vcpu->vm == &vm && vcpu->vcpu_id == 0);
     CHECK(vcpu->target_cpu == -1 && !vcpu->vcpu_online);
     CHECK(vcpu->vcpu_arch.guest_state == NULL && vcpu->vcpu_arch.lapic == NULL);
-    CHECK(vm_enable_passthrough_ioport(vcpu, 0x60, 0x64) == -1);
+    CHECK(vm_enable_passthrough_ioport(vcpu, 0x64, 0x60) == -1); /* backwards */
 
     /* Enter the guest as a libsel4vm VMM does: VMCS fields and the thread context. */
     CHECK(vm_set_vmcs_field(vcpu, VMX_GUEST_RIP, 0x100000) == 0);
