@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
             }
         } else if (vm.run->io.direction == KVM_EXIT_IO_IN && port == 0x3fd) {
             data[0] = 0x60;
-        } else if (port == 0x600) {
+        } else if (port == 0x0ff0) { /* the platform call (docs/platform-call.md) */
             uint32_t fn = *(uint32_t *)data;
             if (fn == 0x84000008u) break;
             rawkvm_set_rax(&vm, fn == 0x84000000u ? 0x10000 : (uint64_t)-1);

@@ -17,6 +17,7 @@ struct Fixture {
     explicit Fixture(int n) {
         guestvm_vm_options_t opts{};
         opts.ram_bytes = 4u << 20;
+        opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
         if (guestvm_vm_init(vm.get(), "bench", &opts) != 0) return;
         for (int i = 0; i < n; ++i) {
             vm_vcpu_t *v = vm_create_vcpu(vm.get(), 0);

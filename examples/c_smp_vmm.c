@@ -40,6 +40,7 @@ int main(int argc, char **argv) {
     static vm_t vm; /* caller-allocated, as in libsel4vm */
     guestvm_vm_options_t options = {0};
     options.ram_bytes = 64u << 20;
+    options.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     options.serial = serial_out;
     if (guestvm_vm_init(&vm, "c-vmm", &options) != 0 || guestvm_vm_load_elf(&vm, argv[1]) != 0) {
         fprintf(stderr, "c-vmm: %s\n", guestvm_last_error());

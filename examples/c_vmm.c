@@ -1,7 +1,8 @@
 /*
- * A small VMM in C written only against libsel4vm's x86 API: no guestvm header, nothing that
- * would not compile against seL4's libsel4vm. It registers RAM, copies a flat 32-bit guest in
- * with vm_ram_touch, serves a console port and an MMIO device (a reservation whose fault
+ * A small VMM in C written against libsel4vm's x86 API, plus one guestvm call: it adds
+ * guestvm's platform call (guestvm_vm_add_platform_call), through which the guest powers off
+ * (a libsel4vm VM has no device of guestvm's unless asked). It registers RAM, copies a flat 32-bit
+ * guest in with vm_ram_touch, serves a console port and an MMIO device (a reservation whose fault
  * callback uses the vCPU fault accessors), enters the guest by writing VMCS fields, and runs it.
  *
  *   example_c_vmm hello32.bin
@@ -18,6 +19,7 @@
 #include <sel4vm/guest_vcpu_fault.h>
 #include <sel4vm/guest_vm.h>
 #include <sel4vm/guest_vm_util.h>
+#include <sel4vm/guestvm.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,6 +84,7 @@ int main(int argc, char **argv) {
     if (vm_ram_register_at(&vm, 0, 2u << 20, false) != 0 ||
         vm_ram_touch(&vm, LOAD_ADDR, image_size, vm_guest_ram_write_callback, image) != 0 ||
         vm_io_port_add_handler(&vm, console, console_if) != 0 ||
+        guestvm_vm_add_platform_call(&vm) != 0 || /* the guest powers off through it */
         vm_reserve_memory_at(&vm, DEVICE_ADDR, 0x1000, device_access, &dev) == NULL) {
         fprintf(stderr, "c-vmm: setting up the VM failed\n");
         return 1;

@@ -2,7 +2,8 @@
  * the VMM enters it through VMX_GUEST_RIP with three guest-physical addresses in the thread
  * context: EBX = two writable frames, ECX = one read-only frame, ESI = an anonymous
  * reservation served by a fault callback. Every value it reads goes to port 0x524 as a 4-byte
- * OUT; it ends by powering off through the platform call (PSCI SYSTEM_OFF on port 0x600). */
+ * OUT; it ends by powering off through the platform call (PSCI SYSTEM_OFF on the platform-call port). */
+#include "pcall_port.h"
     .code32
     .text
     .globl _start
@@ -25,7 +26,7 @@ _start:
     call echo
 
     mov $0x84000008, %eax   /* SYSTEM_OFF */
-    mov $0x600, %dx
+    mov $PLATFORM_CALL_PORT, %dx
     outl %eax, %dx
 1:  hlt
     jmp 1b

@@ -2,7 +2,8 @@
  * that needs no stack. It writes a line to port 0xe9 one byte at a time, reads a counter from a
  * device at guest-physical 0xd0000000 (no memory there: the VMM answers), writes the counter
  * plus one back to 0xd0000004, and powers off through the platform call (PSCI SYSTEM_OFF on
- * port 0x600), which makes vm_run return 0. */
+ * the platform-call port), which makes vm_run return 0. */
+#include "pcall_port.h"
     .code32
     .text
     .globl _start
@@ -18,7 +19,7 @@ _start:
     inc %eax
     mov %eax, 0xd0000004
     mov $0x84000008, %eax
-    mov $0x600, %dx
+    mov $PLATFORM_CALL_PORT, %dx
     outl %eax, %dx
 3:  hlt
     jmp 3b

@@ -1,6 +1,7 @@
 /* A flat binary for real mode: reports where it runs (CS, its load offset, CR0.PE) on the
  * serial port, then powers off with the platform call. Position-independent within its
  * segment, so it runs at any --load-addr. */
+#include "pcall_port.h"
     .code16
     .text
     .globl _start
@@ -31,7 +32,7 @@ _start:
     call puts
 
     mov $0x84000008, %eax   /* SYSTEM_OFF */
-    mov $0x600, %dx
+    mov $PLATFORM_CALL_PORT, %dx
     outl %eax, %dx
 2:  hlt
     jmp 2b

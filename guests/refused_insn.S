@@ -2,6 +2,7 @@
  * (lock cmpxchg16b on a 16-byte-aligned operand, which the CPU itself runs), then SYSTEM_OFF. On
  * a host whose KVM emulates kernel code the VM stops with the instruction's bytes in the
  * message; elsewhere it powers off. */
+#include "pcall_port.h"
     .section .text.start, "ax"
     .globl _start
 _start:
@@ -12,7 +13,7 @@ _start:
     xor %ecx, %ecx
     lock cmpxchg16b (%rdi)
     mov $0x84000008, %eax
-    mov $0x600, %dx
+    mov $PLATFORM_CALL_PORT, %dx
     outl %eax, %dx
 1:  hlt
     jmp 1b

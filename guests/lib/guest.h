@@ -1,6 +1,8 @@
 /* Freestanding helpers shared by the test and demo guests. */
 #pragma once
 
+#include "pcall_port.h"
+
 #define PSCI_VERSION 0x84000000u
 #define PSCI_CPU_OFF 0x84000002u
 #define PSCI_SYSTEM_OFF 0x84000008u
@@ -10,13 +12,13 @@
 #define PSCI_INVALID_PARAMETERS (-2L)
 #define PSCI_AFFINITY_OFF 1L
 
-/* The platform call: function id in EAX, arguments in RBX, RCX, RSI; `out dx, eax` to 0x600;
- * the result in RAX. */
+/* The platform call: function id in EAX, arguments in RBX, RCX, RSI; `out dx, eax` to
+ * PLATFORM_CALL_PORT; the result in RAX. */
 static inline long platform_call(unsigned fn, unsigned long a, unsigned long b, unsigned long c) {
     long rax = fn;
     __asm__ volatile("outl %%eax, %%dx"
                      : "+a"(rax)
-                     : "b"(a), "c"(b), "S"(c), "d"(0x600)
+                     : "b"(a), "c"(b), "S"(c), "d"(PLATFORM_CALL_PORT)
                      : "memory");
     return rax;
 }

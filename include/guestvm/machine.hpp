@@ -29,13 +29,16 @@ struct MachineConfig : VmConfig {
     /// If set, bound to the receive line of the UART below (COM1's input; guestvm/serial.hpp).
     /// One SerialInput serves one machine: a second build with it is refused.
     std::shared_ptr<SerialInput> serial_input;
+    /// With the irqchip, KVM's in-kernel 8254 PIT too (ports 0x40-0x43 and 0x61 then never
+    /// reach the VM's handlers); false leaves the PIT to a VMM's own model.
+    bool kernel_pit = true;
     bool serial = true;          ///< an 8250 UART at 0x3f8 (IRQ 4 once there is an irqchip)
     SerialSink serial_sink;      ///< null: output is discarded
-    bool platform_calls = true;  ///< the PSCI-semantics platform call at port 0x600
+    bool platform_calls = true;  ///< the PSCI-semantics platform call at kPlatformCallPort
 };
 
 /// The platform call's port and port count (docs/platform-call.md).
-inline constexpr std::uint16_t kPlatformCallPort = 0x600;
+inline constexpr std::uint16_t kPlatformCallPort = 0x0ff0;
 
 /// Builds the VM `config` describes: the KVM VM, its RAM and boot tables, the irqchip, the
 /// vCPUs, then the devices. Nothing is returned half-built: any failure is the error.

@@ -109,6 +109,10 @@ class Vcpu {
 
   private:
     void thread_main();
+    /// Creates the KVM vCPU if it does not exist yet (VmConfig::defer_kvm_vcpus); the _locked
+    /// form with the vCPU's lock held.
+    Status ensure_kvm();
+    Status ensure_kvm_locked();
     /// start() and start_current(): `state` null keeps the registers as they are.
     Status start_impl(const EntryState *state);
     /// Runs the guest until kicked, parked or stopped, routing each exit through the VM's

@@ -53,6 +53,11 @@ struct VmConfig {
     /// stmxcsr, clac, stac) are completed by the VMM on KVM's emulation-failure exit. Any other
     /// refused instruction stops the VM with its bytes in the message.
     EmulationAssist emulation_assist = EmulationAssist::kAuto;
+    /// Creates each vCPU's KVM vCPU when it is first needed (its first start, prepare or
+    /// register access) instead of in add_vcpu. KVM takes the irqchip only before its first
+    /// vCPU, so this lets enable_irqchip come after add_vcpu, as libsel4vm's call order has it
+    /// (the C API sets it). A failure to create the KVM vCPU is then that call's error.
+    bool defer_kvm_vcpus = false;
 };
 
 /// One VM. Created from a Host; owns its KVM VM, guest memory, vCPUs and their capabilities,
@@ -128,11 +133,15 @@ class Vm {
 
     // ---- interrupts ----
     bool has_irqchip() const noexcept { return irqchip_.load(std::memory_order_acquire); }
-    /// Creates KVM's in-kernel interrupt controllers (8259 PICs, IOAPIC, local APICs) and 8254
-    /// timer. Needed to raise guest IRQs and by Linux; with it HLT waits in the kernel. KVM
-    /// allows it only before the first vCPU: kBadState after; idempotent. Memory-slot changes
-    /// after it are slower (~7.5 ms each here): add RAM first.
-    Status enable_irqchip();
+    /// Creates KVM's in-kernel interrupt controllers (8259 PICs, IOAPIC, local APICs) and, with
+    /// `kernel_pit`, its 8254 timer (ports 0x40-0x43, speaker port 0x61); without it those
+    /// ports reach the VM's port handlers, for a VMM with its own PIT (an irqchip without the
+    /// PIT is what libsel4vm VMMs get). Needed to raise guest IRQs and by Linux; with it HLT
+    /// waits in the kernel. The first successful call decides the PIT. KVM
+    /// allows it only before its first vCPU: kBadState once one exists (with
+    /// VmConfig::defer_kvm_vcpus, once a vCPU was started or its registers used); idempotent.
+    /// Memory-slot changes after it are slower (~7.5 ms each here): add RAM first.
+    Status enable_irqchip(bool kernel_pit = true);
     /// Drives guest interrupt line `irq` (GSI 0..23: the 8259 PIC pin for 0..15 and the IOAPIC
     /// pin) high or low. kBadState without the irqchip; kInvalidArgument for another line.
     Status set_irq_line(int irq, bool level);
@@ -241,6 +250,8 @@ class Vm {
     Status claim_and_start(int core, Start &&start);
     void on_vcpu_online();
     void on_vcpu_offline(Vcpu &vcpu);
+    /// Creates `vcpu`'s KVM vCPU (deferred vCPUs): the vCPU's lock is held by the caller.
+    Status create_kvm_vcpu(Vcpu &vcpu, const EntryState *initial);
 
     std::shared_ptr<Host> host_;
     VmConfig config_;

@@ -1,7 +1,9 @@
 /*
  * guestvm — libsel4vm's guest_irq_controller.h: the VM's interrupt controller and guest IRQs.
- * On guestvm the controller is KVM's in-kernel one (two 8259 PICs, an IOAPIC, a local APIC per
- * vCPU, and an 8254 timer); IRQ n is GSI n: PIC pin n for 0..15 and IOAPIC pin n for 0..23.
+ * On guestvm the controller is KVM's in-kernel one (two 8259 PICs on ports 0x20-0x21, 0xa0-0xa1
+ * and 0x4d0-0x4d1, an IOAPIC at 0xfec00000, a local APIC per vCPU at 0xfee00000), without KVM's
+ * 8254 timer: the PIT's ports 0x40-0x43 and 0x61 stay the VMM's. IRQ n is GSI n: PIC pin n for
+ * 0..15 and IOAPIC pin n for 0..23.
  */
 #pragma once
 /* The library is built with hidden visibility; what this header declares is its interface. */
@@ -17,9 +19,12 @@ extern "C" {
 typedef void (*irq_ack_fn_t)(vm_vcpu_t *vcpu, int irq, void *cookie);
 
 /**
- * Creates the VM's interrupt controller. Call after vm_init and before vm_create_vcpu (KVM
- * allows it only while the VM has no vCPU); calling it again is harmless.
- * @return 0 on success, -1 on error (NULL/uninitialised vm, vCPUs already created)
+ * Creates the VM's interrupt controller. As in libsel4vm it may come after vm_create_vcpu
+ * (guestvm creates each KVM vCPU when it is first started or its registers are first used, and
+ * KVM takes its irqchip only before that); IRQs registered with vm_register_irq before it take
+ * effect now. Calling it again is harmless.
+ * @return 0 on success, -1 on error (NULL/uninitialised vm, a vCPU already started or its
+ *         registers or VMCS fields already read or written)
  */
 int vm_create_default_irq_controller(vm_t *vm);
 
@@ -43,8 +48,9 @@ int vm_set_irq_level(vm_vcpu_t *vcpu, int irq, int irq_level);
  * thread running vm_run, as libsel4vm calls it from its run loop. Acknowledgements of a line
  * nobody raised are dropped, and those repeated before the call runs make one call. A device
  * model re-raises the line from it while it still has work. Registering again
- * replaces the callback; a NULL `ack_fn` removes it. Needs vm_create_default_irq_controller.
- * @return 0 on success, -1 on error (NULL vcpu, no interrupt controller, irq outside 0..23)
+ * replaces the callback; a NULL `ack_fn` removes it. Made before vm_create_default_irq_controller
+ * (as camkes-vm does), the registration is recorded and takes effect with the controller.
+ * @return 0 on success, -1 on error (NULL vcpu, irq outside 0..23)
  */
 int vm_register_irq(vm_vcpu_t *vcpu, int irq, irq_ack_fn_t ack_fn, void *cookie);
 

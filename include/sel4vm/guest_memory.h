@@ -49,9 +49,13 @@ typedef struct vm_memory_reservation_cookie vm_memory_reservation_cookie_t;
  * calls `fault_callback` on the faulting vCPU's thread; the get_vcpu_fault_* accessors of
  * <sel4vm/guest_vcpu_fault.h> describe the access and set_vcpu_fault_data answers a read.
  * FAULT_HANDLED/FAULT_IGNORE/FAULT_RESTART continue the guest, FAULT_UNHANDLED goes to the
- * unhandled-memory callback, FAULT_ERROR stops the VM (vm_run returns -1).
- * @return a handle, or NULL on error (NULL vm or callback, misaligned, overlapping RAM,
- *         another reservation or an anonymous pool)
+ * unhandled-memory callback, FAULT_ERROR stops the VM (vm_run returns -1). Any alignment is
+ * accepted, as in libsel4vm: the reservation takes the whole pages the range touches, and an
+ * access in those pages outside [addr, addr+size) goes to the unhandled-memory callback, as
+ * libsel4vm sends an address no reservation holds (so no other reservation or RAM can share a
+ * page with this one).
+ * @return a handle, or NULL on error (NULL vm or callback, empty or wrapping range, its pages
+ *         overlapping RAM, another reservation or an anonymous pool)
  */
 vm_memory_reservation_t *vm_reserve_memory_at(vm_t *vm, uintptr_t addr, size_t size,
                                               memory_fault_callback_fn fault_callback,
@@ -80,8 +84,10 @@ vm_memory_reservation_t *vm_reserve_anon_memory(vm_t *vm, size_t size, size_t al
 
 /**
  * Backs a reservation with frames: `map_iterator(addr, cookie)` is called for addr = the
- * reservation's start, then start + each returned frame's size, until the reservation is
- * covered. Each frame must have vaddr == addr, an address aligned to its size, the size of
+ * reservation's start, then start + each returned frame's size, until the reservation's pages
+ * are covered. Each frame must have vaddr == where the pages continue (addr rounded down to a
+ * page for an unaligned reservation, as libsel4vm's iterators give it), an address aligned to
+ * its size, the size of
  * the object its capability names, and read rights; all of them either write rights (the
  * guest reads and writes the memory) or none (the guest reads it, and its writes still reach
  * the reservation's fault callback). From then on the guest uses the frames' memory directly;

@@ -46,13 +46,16 @@ int vm_ram_touch(vm_t *vm, uintptr_t addr, size_t size, ram_touch_callback_fn to
 uintptr_t vm_ram_register(vm_t *vm, size_t bytes);
 
 /**
- * Registers `bytes` of RAM at guest-physical `start`, backed by fresh host memory.
+ * Registers `bytes` of RAM at guest-physical `start`, backed by fresh host memory. As in
+ * libsel4vm any alignment is accepted: the whole pages the range touches become RAM (camkes-vm
+ * registers [0x500, 0x80000), which maps [0, 0x80000)), and vm->mem.ram_regions records the
+ * range as given.
  * @param vm       an initialised VM
- * @param start    page-aligned guest-physical address
- * @param bytes    page-multiple size
+ * @param start    guest-physical address
+ * @param bytes    size
  * @param untyped  ignored on guestvm (host memory backs all RAM)
- * @return 0 on success, -1 on error (NULL vm, misaligned, overlapping an existing region,
- *         no KVM memory slot left)
+ * @return 0 on success, -1 on error (NULL vm, empty or wrapping range, its pages overlapping an
+ *         existing region, no KVM memory slot left)
  */
 int vm_ram_register_at(vm_t *vm, uintptr_t start, size_t bytes, bool untyped);
 

@@ -26,20 +26,46 @@ typedef enum guestvm_boot_mode {
 /** Receives guest serial output: the vCPU that wrote it, the bytes and their count. */
 typedef void (*guestvm_serial_fn)(int vcpu_id, const char *bytes, size_t len, void *cookie);
 
+/*
+ * guestvm's own devices, which a libsel4vm VM has only when the VMM asks (libsel4vm has none;
+ * real VMMs bring their own COM1, PIT, RTC and ACPI): bits of guestvm_vm_options_t.devices.
+ */
+/** guestvm's 8250 UART on COM1's ports 0x3f8-0x3ff (IRQ 4), writing to the serial sink. */
+#define GUESTVM_DEVICE_SERIAL 0x1u
+/** The platform call (PSCI semantics, docs/platform-call.md) on ports 0xff0-0xff3. */
+#define GUESTVM_DEVICE_PLATFORM_CALL 0x2u
+
 /** Options for guestvm_vm_init(); zero-initialise and set what you need. */
 typedef struct guestvm_vm_options {
     size_t ram_bytes; /**< RAM at 0 (and above 4 GiB past 3 GiB); 0: none */
     guestvm_boot_mode_t boot_mode;
-    guestvm_serial_fn serial; /**< NULL: serial output is discarded */
+    guestvm_serial_fn
+        serial; /**< the UART's output (NULL: discarded); needs GUESTVM_DEVICE_SERIAL */
     void *serial_cookie;
+    unsigned devices; /**< GUESTVM_DEVICE_* bits; 0: none of guestvm's devices */
 } guestvm_vm_options_t;
 
 /**
- * vm_init with guestvm options (RAM, boot mode, serial sink). vm_init(...) equals this with
- * zeroed options.
- * @return 0 on success, -1 on error (see guestvm_last_error())
+ * vm_init with guestvm options (RAM, boot mode, guestvm's devices). vm_init(...) equals this
+ * with zeroed options: no RAM and no device of guestvm's.
+ * @return 0 on success, -1 on error (see guestvm_last_error(); a serial sink without
+ *         GUESTVM_DEVICE_SERIAL, an unknown device bit, no usable /dev/kvm)
  */
 int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *options);
+
+/**
+ * Adds guestvm's 8250 UART on ports 0x3f8-0x3ff to a VM (one made by vm_init, for instance);
+ * the guest's output goes to `serial` (NULL: discarded).
+ * @return 0, or -1 (NULL/uninitialised vm, the ports are handled already, from an exit handler)
+ */
+int guestvm_vm_add_serial(vm_t *vm, guestvm_serial_fn serial, void *cookie);
+
+/**
+ * Adds the platform call (PSCI semantics over ports 0xff0-0xff3, docs/platform-call.md) to a
+ * VM: CPU_ON, CPU_OFF, AFFINITY_INFO, SYSTEM_OFF, SYSTEM_RESET for its guest.
+ * @return 0, or -1 (NULL/uninitialised vm, the ports are handled already, from an exit handler)
+ */
+int guestvm_vm_add_platform_call(vm_t *vm);
 
 /**
  * Loads an ELF executable into guest RAM and sets vm->entry to its entry point: ELF64 x86-64

@@ -1,6 +1,7 @@
 // guestvm — what the C layer's translation units share (internal).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <exception>
@@ -17,17 +18,22 @@
 #include "guestvm/error.hpp"
 #include "guestvm/vm.hpp"
 #include "sel4vm/arch/ioports.h"
+#include "sel4vm/guest_irq_controller.h"
 #include "sel4vm/guest_memory.h"
 #include "sel4vm/guest_vm.h"
 #include "sel4vm/guestvm.h"
 
-/// A reservation made through vm_reserve_memory_at or vm_reserve_anon_memory. Threads: the
-/// VMM's (the thread that calls the C API for this VM), as libsel4vm's VMM is one thread; the
-/// fault handler on a vCPU thread reads only the immutable addr and size.
+/// A reservation made through vm_reserve_memory_at or vm_reserve_anon_memory: [addr, addr+size)
+/// as the VMM asked (any alignment, as libsel4vm takes it), inside the whole pages
+/// [area, area+area_size) it holds in the guest vspace. Threads: the VMM's (the thread that
+/// calls the C API for this VM), as libsel4vm's VMM is one thread; the fault handler on a vCPU
+/// thread reads only the immutable addresses and sizes.
 struct vm_memory_reservation {
     vm_t *vm;
     uintptr_t addr;
     size_t size;
+    uintptr_t area;
+    size_t area_size;
     bool mapped = false;  ///< backed by frames (vm_map_reservation)
 };
 
@@ -37,6 +43,15 @@ constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t page_round_up(std::uint64_t bytes) {
     return (bytes + kPage - 1) & ~(kPage - 1);
 }
+
+/// The whole pages that guest-physical [addr, addr+size) touches: libsel4vm accepts any
+/// alignment and its vspace takes the pages (seL4 maps nothing smaller).
+struct PageSpan {
+    std::uint64_t base = 0;
+    std::uint64_t size = 0;
+};
+/// kInvalidArgument for an empty range or one that wraps.
+Result<PageSpan> page_span(std::uint64_t addr, std::uint64_t size, const char *fn);
 
 /// The anonymous pools (vm_memory_make_anon), inside guest-physical space. What is free in a
 /// pool is what the guest vspace has no area in.
@@ -52,8 +67,6 @@ using RamRegions = RangeMap<bool>;
 /// the C++ Vm is thread-safe in itself.
 struct guestvm_vm_state {
     std::string name;
-    guestvm_serial_fn serial = nullptr;
-    void *serial_cookie = nullptr;
     std::vector<std::unique_ptr<vm_vcpu_t>> vcpus;  // mirrors, index = vCPU id
     /// Per vCPU (index = id): the VMM wrote registers or VMCS fields since it was created, so
     /// vcpu_start starts it with that state instead of at vm->entry.
@@ -63,6 +76,15 @@ struct guestvm_vm_state {
     std::list<std::unique_ptr<vm_memory_reservation>> reservations;  // handles given out
     guestvm::capi::AnonPools anon_pools{guestvm::GuestVSpace::kAddressLimit - 1};
     std::vector<vm_ioport_entry_t> ioports;  // vm->arch.ioport_list points here, by start
+    /// vm_register_irq calls made before the VM has an interrupt controller, by line: they
+    /// take effect when vm_create_default_irq_controller makes it (libsel4vm's order).
+    struct PendingIrq {
+        vm_vcpu_t *vcpu = nullptr;
+        irq_ack_fn_t ack = nullptr;
+        void *cookie = nullptr;
+    };
+    std::mutex irq_mutex;  // guards pending_irqs and the controller's creation
+    std::array<std::optional<PendingIrq>, guestvm::Vm::kIrqLines> pending_irqs;
     /// vm_create_vcpu may be called from several threads at once: it holds this around the
     /// limit check and the vectors above.
     std::mutex create_mutex;

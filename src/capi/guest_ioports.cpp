@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "capi/capi_internal.hpp"
+#include "devices/host_ports.hpp"
 #include "sel4vm/arch/ioports.h"
 #include "sel4vm/arch/vmcall.h"
 
@@ -109,12 +110,23 @@ int vm_register_unhandled_ioport_callback(vm_t *vm, unhandled_ioport_callback_fn
 
 int vm_enable_passthrough_ioport(vm_vcpu_t *vcpu, uint16_t port_start, uint16_t port_end) {
     return guarded(-1, [&] {
-        if (vcpu_of(vcpu) == nullptr) return fail("vm_enable_passthrough_ioport: NULL vcpu");
-        return fail(
-            fmt::format("vm_enable_passthrough_ioport: ports {:#x}-{:#x}: a Linux process "
-                        "cannot give its guest the host's I/O ports; emulate the device "
-                        "with vm_io_port_add_handler",
-                        port_start, port_end));
+        guestvm::Vcpu *v = vcpu_of(vcpu);
+        if (v == nullptr) return fail("vm_enable_passthrough_ioport: NULL vcpu");
+        if (port_start > port_end) {
+            return fail(fmt::format("vm_enable_passthrough_ioport: range {:#x}-{:#x} is backwards",
+                                    port_start, port_end));
+        }
+        const std::uint32_t count = std::uint32_t{port_end} - port_start + 1;
+        auto ports = guestvm::HostPorts::open(port_start, count);
+        if (!ports) {
+            return fail(std::move(ports).error().context(
+                "vm_enable_passthrough_ioport: the host refuses its ports to this process; "
+                "emulate the device with vm_io_port_add_handler instead"));
+        }
+        auto added =
+            v->vm().add_io_handler(port_start, count, fmt::format("passthrough@{:#x}", port_start),
+                                   guestvm::port_handler(port_start, std::move(*ports)));
+        return added ? 0 : fail(std::move(added).error().context("vm_enable_passthrough_ioport"));
     });
 }
 

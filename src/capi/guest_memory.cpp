@@ -167,7 +167,7 @@ int vm_free_reserved_memory(vm_t *vm, vm_memory_reservation_t *reservation) {
         auto it = std::find_if(list.begin(), list.end(),
                                [&](const auto &r) { return r.get() == reservation; });
         if (it == list.end()) return fail("vm_free_reserved_memory: not a reservation of this VM");
-        auto removed = v->vspace().remove(guestvm::GuestPhysAddr(reservation->addr));
+        auto removed = v->vspace().remove(guestvm::GuestPhysAddr(reservation->area));
         if (!removed) return fail(removed.error());
         list.erase(it);
         return 0;

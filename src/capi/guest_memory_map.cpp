@@ -32,13 +32,17 @@ vm_memory_reservation_t *find_reservation(vm_t *vm, vm_memory_reservation_t *res
     return nullptr;
 }
 
-/// Collects the frames `iterator` gives for [base, base+size) and whether they are writable.
+/// Collects the frames `iterator` gives for reservation `r`'s pages and whether they are
+/// writable. As libsel4vm, the iterator is asked at the reservation's address plus the bytes
+/// mapped so far (an unaligned address for an unaligned reservation); each frame goes where
+/// the pages continue, at the page-aligned address.
 Result<std::pair<std::vector<std::shared_ptr<Frame>>, bool>> collect_frames(
-    std::uint64_t base, std::uint64_t size, memory_map_iterator_fn iterator, void *cookie) {
+    const vm_memory_reservation &r, memory_map_iterator_fn iterator, void *cookie) {
     std::vector<std::shared_ptr<Frame>> frames;
     bool writable = false;
-    for (std::uint64_t addr = base; addr - base < size;) {
-        vm_frame_t f = iterator(static_cast<uintptr_t>(addr), cookie);
+    for (std::uint64_t covered = 0; covered < r.area_size;) {
+        const std::uint64_t addr = r.area + covered;
+        vm_frame_t f = iterator(static_cast<uintptr_t>(r.addr + covered), cookie);
         if (f.cptr == seL4_CapNull) {
             return make_error(Errc::kNullCapability,
                               fmt::format("the iterator gave no frame for {:#x}", addr));
@@ -70,7 +74,7 @@ Result<std::pair<std::vector<std::shared_ptr<Frame>>, bool>> collect_frames(
                                           addr));
         }
         writable = write;
-        addr += (*frame)->size();
+        covered += (*frame)->size();
         frames.push_back(std::move(*frame));
     }
     return std::pair{std::move(frames), writable};
@@ -82,10 +86,10 @@ Status map_with_iterator(vm_t *vm, vm_memory_reservation_t *r, memory_map_iterat
         return make_error(Errc::kBadState,
                           fmt::format("reservation at {:#x} is mapped already", r->addr));
     }
-    auto frames = collect_frames(r->addr, r->size, iterator, cookie);
+    auto frames = collect_frames(*r, iterator, cookie);
     if (!frames) return std::unexpected(std::move(frames).error());
     GUESTVM_TRY(
-        vm_of(vm)->vspace().map_frames(GuestPhysAddr(r->addr), frames->first, frames->second));
+        vm_of(vm)->vspace().map_frames(GuestPhysAddr(r->area), frames->first, frames->second));
     r->mapped = true;
     return {};
 }
@@ -123,15 +127,31 @@ Result<std::uint64_t> anon_take(vm_t *vm, std::uint64_t size, std::uint64_t alig
         fmt::format("no anonymous pool has {:#x} free bytes aligned to {:#x}", size, align));
 }
 
+Result<PageSpan> page_span(std::uint64_t addr, std::uint64_t size, const char *fn) {
+    const std::uint64_t end = addr + size;
+    if (size == 0 || end < addr || end > UINT64_MAX - kPage) {
+        return make_error(Errc::kInvalidArgument,
+                          fmt::format("{}: [{:#x}, +{:#x}) is empty or wraps", fn, addr, size));
+    }
+    const std::uint64_t base = addr & ~(kPage - 1);
+    return PageSpan{base, page_round_up(end) - base};
+}
+
 Result<vm_memory_reservation_t *> reserve(vm_t *vm, std::uint64_t addr, std::uint64_t size,
                                           memory_fault_callback_fn callback, void *cookie) {
-    auto handler = [vm, callback, cookie](ExitContext &ctx, MmioAccess &a) {
+    GUESTVM_TRY_ASSIGN(span, page_span(addr, size, "reservation"));
+    // The callback sees accesses that start in its own bytes, as libsel4vm finds a
+    // reservation by the faulting address; the rest of its pages go where libsel4vm sends an
+    // address no reservation holds: the unhandled-memory callback (kUnhandled).
+    auto handler = [vm, addr, size, callback, cookie](ExitContext &ctx, MmioAccess &a) {
+        if (a.addr - addr >= size) return ExitAction::kUnhandled;
         return call_fault_callback(vm, ctx, a, callback, cookie);
     };
-    GUESTVM_TRY(vm_of(vm)->vspace().reserve(GuestPhysAddr(addr), size,
+    GUESTVM_TRY(vm_of(vm)->vspace().reserve(GuestPhysAddr(span.base), span.size,
                                             fmt::format("reservation@{:#x}", addr), handler));
-    auto handle = std::make_unique<vm_memory_reservation>(
-        vm_memory_reservation{vm, static_cast<uintptr_t>(addr), static_cast<size_t>(size), false});
+    auto handle = std::make_unique<vm_memory_reservation>(vm_memory_reservation{
+        vm, static_cast<uintptr_t>(addr), static_cast<size_t>(size),
+        static_cast<uintptr_t>(span.base), static_cast<size_t>(span.size), false});
     vm_memory_reservation_t *raw = handle.get();
     vm->guestvm->reservations.push_back(std::move(handle));
     return raw;
@@ -230,7 +250,7 @@ vm_frame_t frame_array_next(uintptr_t addr, void *cookie) {
     if (index >= a->count) return f;  // null capability: the frames do not cover it
     f.cptr = a->frames[index];
     f.rights = seL4_ReadWrite;
-    f.vaddr = addr;
+    f.vaddr = a->base + (index << a->size_bits);
     f.size_bits = a->size_bits;
     return f;
 }
@@ -246,7 +266,7 @@ int vm_map_reservation_frames(vm_t *vm, vm_memory_reservation_t *reservation, se
         // Checked before the handle is read: it may not be this VM's (or a live one).
         auto *r = guestvm::capi::find_reservation(vm, reservation);
         if (r == nullptr) return fail("vm_map_reservation_frames: not a reservation of this VM");
-        FrameArray array{r->addr, frames, num_frames, frame_size_bits};
+        FrameArray array{r->area, frames, num_frames, frame_size_bits};
         auto mapped = guestvm::capi::map_with_iterator(vm, r, frame_array_next, &array);
         return mapped ? 0 : fail(mapped.error());
     });

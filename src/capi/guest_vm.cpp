@@ -80,6 +80,14 @@ std::string refusal(const char *fn, const guestvm_vm_state *vm) {
     return {};
 }
 
+/// The C serial callback as a SerialSink (null stays null: output discarded).
+guestvm::SerialSink serial_sink(guestvm_serial_fn fn, void *cookie) {
+    if (fn == nullptr) return {};
+    return [fn, cookie](int vcpu, std::string_view bytes) {
+        fn(vcpu, bytes.data(), bytes.size(), cookie);
+    };
+}
+
 guestvm::BootMode to_mode(guestvm_boot_mode_t mode) {
     switch (mode) {
         case GUESTVM_BOOT_PROTECTED32:
@@ -106,25 +114,33 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
         if (opts.boot_mode < GUESTVM_BOOT_LONG64 || opts.boot_mode > GUESTVM_BOOT_REAL16) {
             return fail("vm_init: unknown boot mode");
         }
+        constexpr unsigned kKnownDevices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
+        if ((opts.devices & ~kKnownDevices) != 0) {
+            return fail(
+                fmt::format("vm_init: unknown device bits {:#x}", opts.devices & ~kKnownDevices));
+        }
+        if (opts.serial != nullptr && (opts.devices & GUESTVM_DEVICE_SERIAL) == 0) {
+            return fail(
+                "vm_init: a serial sink but no UART: add GUESTVM_DEVICE_SERIAL to "
+                "options.devices (a libsel4vm VM has no device of guestvm's unless asked)");
+        }
         auto host = guestvm::Host::process_default();
         if (!host) return fail(host.error());
         auto state = std::make_unique<guestvm_vm_state>();
         state->name = name;
-        state->serial = opts.serial;
-        state->serial_cookie = opts.serial_cookie;
         guestvm::MachineConfig config;
         config.name = name;
         config.ram_bytes = opts.ram_bytes;
         config.vcpus = 0;
         config.boot_mode = to_mode(opts.boot_mode);
+        // As libsel4vm: none of guestvm's devices unless asked (VMMs bring their own COM1).
+        config.serial = (opts.devices & GUESTVM_DEVICE_SERIAL) != 0;
+        config.platform_calls = (opts.devices & GUESTVM_DEVICE_PLATFORM_CALL) != 0;
         // libsel4vm's behaviour: a port nobody handles reads all ones, writes are ignored.
         config.unhandled_io = guestvm::UnhandledIoPolicy::kAllOnes;
-        if (opts.serial != nullptr) {
-            config.serial_sink = [fn = opts.serial, cookie = opts.serial_cookie](
-                                     int vcpu, std::string_view bytes) {
-                fn(vcpu, bytes.data(), bytes.size(), cookie);
-            };
-        }
+        // libsel4vm's order: vm_create_default_irq_controller may follow vm_create_vcpu.
+        config.defer_kvm_vcpus = true;
+        config.serial_sink = serial_sink(opts.serial, opts.serial_cookie);
         // Mirrors follow the C++ state; relaxed atomic stores keep concurrent C readers sane.
         config.vcpu_state_observer = [](guestvm::Vcpu &v, guestvm::VcpuState s) {
             if (auto *m = mirror_of(&v)) {
@@ -151,6 +167,24 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
             if (r.is_ram()) guestvm::capi::record_ram(vm, r.base.value(), r.size);
         }
         return 0;
+    });
+}
+
+int guestvm_vm_add_serial(vm_t *vm, guestvm_serial_fn serial, void *cookie) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("guestvm_vm_add_serial: NULL or uninitialised vm");
+        auto added = guestvm::attach_serial(*v, serial_sink(serial, cookie));
+        return added ? 0 : fail(std::move(added).error().context("guestvm_vm_add_serial"));
+    });
+}
+
+int guestvm_vm_add_platform_call(vm_t *vm) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("guestvm_vm_add_platform_call: NULL or uninitialised vm");
+        auto added = guestvm::attach_platform_call(*v);
+        return added ? 0 : fail(std::move(added).error().context("guestvm_vm_add_platform_call"));
     });
 }
 
@@ -349,7 +383,11 @@ int vm_ram_register_at(vm_t *vm, uintptr_t start, size_t bytes, bool) {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr) return fail("vm_ram_register_at: NULL or uninitialised vm");
         if (guestvm::capi::in_anon_pool(vm, start, bytes, "vm_ram_register_at")) return -1;
-        auto added = v->vspace().add_ram(guestvm::GuestPhysAddr(start), bytes,
+        // libsel4vm maps whole pages around any range (camkes-vm registers [0x500, 0x80000))
+        // and records the range as given in vm->mem.ram_regions.
+        auto span = guestvm::capi::page_span(start, bytes, "vm_ram_register_at");
+        if (!span) return fail(span.error());
+        auto added = v->vspace().add_ram(guestvm::GuestPhysAddr(span->base), span->size,
                                          fmt::format("ram@{:#x}", start));
         if (!added) return fail(added.error());
         guestvm::capi::record_ram(vm, start, bytes);

@@ -114,6 +114,7 @@ Status Vcpu::await_sipi() {
                                       id_.value(), vcpu_state_name(state_)));
     }
     // KVM created it uninitialised (an application processor): KVM_RUN blocks until INIT/SIPI.
+    GUESTVM_TRY(ensure_kvm_locked());
     GUESTVM_TRY(start_thread_locked());
     set_state_locked(VcpuState::kWaiting);
     s_->cv_.notify_all();
@@ -153,7 +154,20 @@ Status Vcpu::prepare(const EntryState &state) {
             fmt::format("vCPU {} is online; suspend is not enough to re-enter it", id_.value()));
     }
     s_->cv_.wait(lock, [&] { return !s_->in_guest_; });
+    GUESTVM_TRY(ensure_kvm_locked());
     return x86::apply_entry_state(*s_->fd_, state);
+}
+
+Status Vcpu::ensure_kvm_locked() {
+    if (s_->fd_) return {};
+    GUESTVM_TRY(vm_.create_kvm_vcpu(*this, s_->pending_entry_.get()));
+    s_->pending_entry_.reset();
+    return {};
+}
+
+Status Vcpu::ensure_kvm() {
+    std::lock_guard lock(s_->mutex_);
+    return ensure_kvm_locked();
 }
 
 Status Vcpu::start_impl(const EntryState *state) {
@@ -178,6 +192,7 @@ Status Vcpu::start_impl(const EntryState *state) {
         return make_error(Errc::kBadState,
                           fmt::format("vCPU {}: VM {} has stopped", id_.value(), vm_.name()));
     }
+    GUESTVM_TRY(ensure_kvm_locked());
     if (state != nullptr) GUESTVM_TRY(x86::apply_entry_state(*s_->fd_, *state));
     if (vm_.has_irqchip()) GUESTVM_TRY(s_->fd_->make_runnable());
     GUESTVM_TRY(start_thread_locked());
@@ -263,18 +278,23 @@ bool Vcpu::on_own_thread() const {
 
 // On the vCPU's own thread we are inside an exit handler: the registers are those of the exit
 // (kvm_run's sync area, no ioctl). From any other thread the vCPU is paused first.
+// A deferred vCPU gets its KVM vCPU first (its state lives there).
 Result<Registers> Vcpu::registers() {
     if (on_own_thread()) return s_->fd_->exit_regs();
+    GUESTVM_TRY(ensure_kvm());
     return with_paused([&] { return s_->fd_->get_regs(); });
 }
 Status Vcpu::set_registers(const Registers &regs) {
     if (on_own_thread()) return s_->fd_->set_exit_regs(regs);
+    GUESTVM_TRY(ensure_kvm());
     return with_paused([&] { return s_->fd_->set_regs(regs); });
 }
 Result<SpecialRegisters> Vcpu::special_registers() {
+    GUESTVM_TRY(ensure_kvm());
     return with_paused([&] { return s_->fd_->get_sregs(); });
 }
 Status Vcpu::set_special_registers(const SpecialRegisters &sregs) {
+    GUESTVM_TRY(ensure_kvm());
     return with_paused([&] { return s_->fd_->set_sregs(sregs); });
 }
 

@@ -16,6 +16,7 @@
 #include "arch/x86/insn_assist.hpp"
 #include "core/objects.hpp"
 #include "guestvm/exits.hpp"
+#include "guestvm/loader.hpp"
 #include "guestvm/vcpu.hpp"
 #include "kvm/vcpu_fd.hpp"
 
@@ -30,7 +31,10 @@ struct Vcpu::State {
         : router_(router), fd_(std::move(fd)) {}
 
     const ExitRouter &router_;
+    /// Null until the KVM vCPU exists (VmConfig::defer_kvm_vcpus); set once, under mutex_.
     std::unique_ptr<kvm::VcpuFd> fd_;
+    /// A deferred vCPU's initial state, applied when its KVM vCPU is created (guarded by mutex_).
+    std::unique_ptr<EntryState> pending_entry_;
     std::shared_ptr<TcbObject> tcb_object_;
     std::shared_ptr<VcpuObject> vcpu_object_;
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ExitKind::kCount)> exits_{};

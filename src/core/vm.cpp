@@ -112,23 +112,19 @@ Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial,
         return make_error(Errc::kResourceExhausted,
                           fmt::format("VM {}: already {} vCPUs, KVM's maximum", name(), capacity_));
     }
-    // Configured, then published. KVM keeps a vCPU it created until the VM goes: one that fails
-    // before it is published goes back to the VM fd, and the next add_vcpu reuses it.
-    auto fd = s_->fd_->create_vcpu(id);
-    if (!fd) return std::unexpected(std::move(fd).error());
-    auto cpuid = x86::vcpu_cpuid(host_kvm(*host_).supported_cpuid(), id);
-    if (assist_) x86::mask_cpuid_for_emulating_host(cpuid);
-    Status configured = fd->set_cpuid(cpuid);
-    if (configured && initial != nullptr) configured = x86::apply_entry_state(*fd, *initial);
-    if (!configured) {
-        s_->fd_->give_back(std::move(*fd));
-        return std::unexpected(std::move(configured).error());
+    auto vcpu = std::make_unique<Vcpu>(Vcpu::PrivateTag{}, *this, VcpuId(id), user_data,
+                                       std::make_unique<Vcpu::State>(*s_->router_, nullptr));
+    if (config_.defer_kvm_vcpus) {
+        if (initial != nullptr) vcpu->s_->pending_entry_ = std::make_unique<EntryState>(*initial);
+    } else {
+        GUESTVM_TRY(create_kvm_vcpu(*vcpu, initial));
     }
-    auto vcpu = std::make_unique<Vcpu>(
-        Vcpu::PrivateTag{}, *this, VcpuId(id), user_data,
-        std::make_unique<Vcpu::State>(*s_->router_, std::make_unique<kvm::VcpuFd>(std::move(*fd))));
     auto unpublished = [&](Error e) {
-        s_->fd_->give_back(std::move(*vcpu->s_->fd_));
+        if (vcpu->s_->fd_) {
+            std::lock_guard kvm_lock(s_->kvm_vcpus_mutex_);
+            s_->fd_->give_back(std::move(*vcpu->s_->fd_));
+            --s_->kvm_vcpus_;
+        }
         return std::unexpected(std::move(e));
     };
     auto tcb = std::make_shared<TcbObject>(vcpu.get());
@@ -150,6 +146,26 @@ Result<Vcpu *> Vm::add_vcpu(void *user_data, const EntryState *initial,
     vcpus_[static_cast<std::size_t>(id)].store(raw, std::memory_order_release);
     vcpu_count_.store(id + 1, std::memory_order_release);
     return raw;
+}
+
+Status Vm::create_kvm_vcpu(Vcpu &vcpu, const EntryState *initial) {
+    std::lock_guard lock(s_->kvm_vcpus_mutex_);
+    // Configured, then handed over. KVM keeps a vCPU it created until the VM goes: one that
+    // fails here goes back to the VM fd, and the next creation of its id reuses it.
+    const int id = vcpu.id().value();
+    auto fd = s_->fd_->create_vcpu(id);
+    if (!fd) return std::unexpected(std::move(fd).error());
+    auto cpuid = x86::vcpu_cpuid(host_kvm(*host_).supported_cpuid(), id);
+    if (assist_) x86::mask_cpuid_for_emulating_host(cpuid);
+    Status configured = fd->set_cpuid(cpuid);
+    if (configured && initial != nullptr) configured = x86::apply_entry_state(*fd, *initial);
+    if (!configured) {
+        s_->fd_->give_back(std::move(*fd));
+        return std::unexpected(std::move(configured).error());
+    }
+    vcpu.s_->fd_ = std::make_unique<kvm::VcpuFd>(std::move(*fd));
+    ++s_->kvm_vcpus_;
+    return {};
 }
 
 Status Vm::assign_locked(Vcpu &vcpu, int core) {
@@ -248,17 +264,28 @@ Status Vm::await_sipi(int core) {
     return claim_and_start(core, [](Vcpu &v) { return v.await_sipi(); });
 }
 
-Status Vm::enable_irqchip() {
-    // Under the assignment lock, which vCPU creation takes too: no vCPU appears meanwhile.
+Status Vm::enable_irqchip(bool kernel_pit) {
+    // Under the assignment lock, which vCPU creation takes too: no vCPU appears meanwhile; and
+    // under the KVM-vCPU lock: no deferred vCPU gets its KVM vCPU meanwhile.
     std::lock_guard lock(s_->assign_mutex_);
     if (has_irqchip()) return {};
-    if (vcpu_count() != 0) {
-        return make_error(Errc::kBadState,
-                          fmt::format("VM {}: the interrupt controller must be created before "
-                                      "the first vCPU ({} exist)",
-                                      config_.name, vcpu_count()));
+    std::lock_guard kvm_lock(s_->kvm_vcpus_mutex_);
+    if (s_->kvm_vcpus_ != 0) {
+        return make_error(
+            Errc::kBadState,
+            config_.defer_kvm_vcpus
+                ? fmt::format("VM {}: the interrupt controller must come before any vCPU is "
+                              "started or has its registers used (KVM creates its irqchip "
+                              "only before its first vCPU)",
+                              config_.name)
+                : fmt::format("VM {}: the interrupt controller must be created before the "
+                              "first vCPU ({} exist)",
+                              config_.name, vcpu_count()));
     }
-    GUESTVM_TRY(s_->fd_->create_irqchip_and_pit());
+    // A failed PIT leaves the irqchip made: a second call creates only the PIT (the irqchip
+    // cannot be created twice).
+    GUESTVM_TRY(s_->fd_->create_irqchip());
+    if (kernel_pit) GUESTVM_TRY(s_->fd_->create_pit());
     irqchip_.store(true, std::memory_order_release);
     return {};
 }

@@ -17,8 +17,9 @@
 namespace guestvm {
 
 /// The KVM VM, its vCPUs, its exit router and the run/stop machinery.
-/// Lock order: assign_mutex_ → (a vCPU's mutex) ; stop_mutex_ and irqchip_mutex_ are leaves;
-/// join_mutex_, boot_tables_mutex_ and destroy_hooks_mutex_ are taken alone.
+/// Lock order: assign_mutex_ → (a vCPU's mutex) → kvm_vcpus_mutex_; stop_mutex_ and
+/// irqchip_mutex_ are leaves; join_mutex_, boot_tables_mutex_ and destroy_hooks_mutex_ are taken
+/// alone.
 struct Vm::State {
     explicit State(std::unique_ptr<kvm::VmFd> fd) : fd_(std::move(fd)) {}
 
@@ -26,6 +27,10 @@ struct Vm::State {
     std::mutex assign_mutex_;        // guards vCPU creation, core assignment and start_core
     std::vector<std::unique_ptr<Vcpu>> owned_;
     std::unique_ptr<ExitRouter> router_;
+    /// KVM vCPU creation and the irqchip decision: KVM refuses KVM_CREATE_IRQCHIP once it has
+    /// a vCPU, so the two are decided under one lock.
+    std::mutex kvm_vcpus_mutex_;
+    int kvm_vcpus_ = 0;  // guarded by kvm_vcpus_mutex_: KVM vCPUs created
 
     std::mutex irqchip_mutex_;
     std::atomic<int> online_count_{0};

@@ -80,13 +80,16 @@ int VmFd::check_extension(int cap) const noexcept {
     return r < 0 ? 0 : r;
 }
 
-Status VmFd::create_irqchip_and_pit() {
-    if (!irqchip_) {
-        if (fault::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) {
-            return errno_error("KVM_CREATE_IRQCHIP");
-        }
-        irqchip_ = true;
+Status VmFd::create_irqchip() {
+    if (irqchip_) return {};
+    if (fault::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) {
+        return errno_error("KVM_CREATE_IRQCHIP");
     }
+    irqchip_ = true;
+    return {};
+}
+
+Status VmFd::create_pit() const {
     kvm_pit_config pit{};
     pit.flags = KVM_PIT_SPEAKER_DUMMY;
     if (fault::ioctl(fd_.get(), KVM_CREATE_PIT2, &pit) < 0) return errno_error("KVM_CREATE_PIT2");

@@ -40,10 +40,13 @@ class VmFd {
     /// KVM_SET_IDENTITY_MAP_ADDR: one page for KVM's real-mode identity map (Intel hosts).
     Status set_identity_map_addr(std::uint64_t gpa) const;
 
-    /// KVM_CREATE_IRQCHIP (8259 PICs, IOAPIC, a local APIC per vCPU created afterwards) and
-    /// KVM_CREATE_PIT2 (8254 timer, speaker port 0x61 answered in the kernel). After a failed
-    /// PIT2 a second call creates only the PIT (the irqchip cannot be created twice).
-    Status create_irqchip_and_pit();
+    /// KVM_CREATE_IRQCHIP (8259 PICs on ports 0x20-0x21, 0xa0-0xa1 and ELCR 0x4d0-0x4d1, the
+    /// IOAPIC, a local APIC per vCPU created afterwards); done once (a second call after
+    /// success does nothing).
+    Status create_irqchip();
+    /// KVM_CREATE_PIT2 (8254 timer on ports 0x40-0x43, speaker port 0x61 answered in the
+    /// kernel). Needs the irqchip.
+    Status create_pit() const;
     /// KVM_IRQ_LINE: drives GSI `irq` (PIC and IOAPIC pin) to `level`.
     Status irq_line(std::uint32_t irq, bool level) const;
 

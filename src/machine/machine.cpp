@@ -170,7 +170,7 @@ Result<std::unique_ptr<Vm>> build_machine(std::shared_ptr<Host> host, MachineCon
     if (!vm) return vm;
     Vm &v = **vm;
     if (config.ram_bytes != 0) GUESTVM_TRY(add_machine_ram(v, config.ram_bytes));
-    if (config.irqchip) GUESTVM_TRY(v.enable_irqchip());
+    if (config.irqchip) GUESTVM_TRY(v.enable_irqchip(config.kernel_pit));
     for (int i = 0; i < config.vcpus; ++i) {
         auto added = v.add_vcpu();
         if (!added) return std::unexpected(std::move(added).error());

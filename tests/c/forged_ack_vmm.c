@@ -129,6 +129,7 @@ int main(int argc, char **argv) {
     guestvm_vm_options_t opts;
     memset(&opts, 0, sizeof opts);
     opts.ram_bytes = 64u << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     opts.serial = on_serial;
     if (guestvm_vm_init(&vm, "forged-ack", &opts) != 0) {
         fprintf(stderr, "guestvm_vm_init failed (no usable /dev/kvm?): %s\n", guestvm_last_error());

@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
     }
     CHECK(vm.run.exit_reason == VM_GUEST_UNKNOWN_EXIT && vm.vm_initialised);
     CHECK(vm.arch.vmcall_num_handlers == 0 && vm.arch.i8259_gs == NULL);
-    CHECK(vm_ram_register_at(&vm, 0x1001, 4 << 20, false) == -1); /* unaligned */
+    CHECK(vm_ram_register_at(&vm, 0x1001, 0, false) == -1); /* empty (unaligned is fine) */
     CHECK(vm_ram_register_at(&vm, 0, 4 << 20, false) == 0);
     CHECK(vm_ram_register_at(&vm, 1 << 20, 4096, false) == -1); /* overlaps */
     CHECK(vm_ram_touch(&vm, 0x100000, image_size, vm_guest_ram_write_callback, image) == 0);
@@ -175,8 +175,8 @@ int main(int argc, char **argv) {
     CHECK(vm_io_port_add_handler(&vm, ports, iface) == 0);
     vm_ioport_range_t overlapping = {0x527, 0x528};
     CHECK(vm_io_port_add_handler(&vm, overlapping, iface) == -1);
-    vm_ioport_range_t serial = {0x3f8, 0x3f8};
-    CHECK(vm_io_port_add_handler(&vm, serial, iface) == -1); /* guestvm's UART */
+    vm_ioport_range_t shares_one = {0x510, 0x520};
+    CHECK(vm_io_port_add_handler(&vm, shares_one, iface) == -1); /* 0x520 is taken */
     vm_ioport_range_t backwards = {0x540, 0x530};
     CHECK(vm_io_port_add_handler(&vm, backwards, iface) == -1);
     vm_ioport_range_t error_port = {0x528, 0x528};
@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
     CHECK(vm.num_vcpus == 1 && vm.vcpus[0] == vcpu && vcpu->vm == &vm && vcpu->vcpu_id == 0);
     CHECK(vcpu->target_cpu == -1 && !vcpu->vcpu_online);
     CHECK(vcpu->vcpu_arch.guest_state == NULL && vcpu->vcpu_arch.lapic == NULL);
-    CHECK(vm_enable_passthrough_ioport(vcpu, 0x60, 0x64) == -1);
+    CHECK(vm_enable_passthrough_ioport(vcpu, 0x64, 0x60) == -1); /* backwards */
 
     /* Enter the guest as a libsel4vm VMM does: VMCS fields and the thread context. */
     CHECK(vm_set_vmcs_field(vcpu, VMX_GUEST_RIP, 0x100000) == 0);

@@ -103,6 +103,7 @@ TEST(Concurrency, CApiQueriesDuringRunAndStop) {
     auto vm = std::make_unique<vm_t>();
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 16u << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     ASSERT_EQ(guestvm_vm_init(vm.get(), "c-hammer", &opts), 0) << guestvm_last_error();
     ASSERT_EQ(guestvm_vm_load_elf(vm.get(), test::guest_path("spin").c_str()), 0);
     for (int i = 0; i < 4; ++i) ASSERT_NE(vm_create_vcpu(vm.get(), 10), nullptr);
@@ -141,6 +142,7 @@ TEST(Concurrency, CApiCreatesVcpusFromSeveralThreads) {
     auto vm = std::make_unique<vm_t>();
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 4u << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     ASSERT_EQ(guestvm_vm_init(vm.get(), "creators", &opts), 0) << guestvm_last_error();
     std::atomic<int> failures{0};
     std::vector<std::thread> creators;
@@ -189,6 +191,7 @@ TEST(Concurrency, CApiVcpuStartedByTheGuestAsItIsCreatedIsWhole) {
         auto vm = std::make_unique<vm_t>();
         guestvm_vm_options_t opts{};
         opts.ram_bytes = 4u << 20;
+        opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
         ASSERT_EQ(guestvm_vm_init(vm.get(), "race", &opts), 0) << guestvm_last_error();
         ASSERT_EQ(guestvm_vm_load_elf(vm.get(), test::guest_path("cpu_on_race").c_str()), 0)
             << guestvm_last_error();

@@ -101,6 +101,7 @@ TEST(Frames, TheGuestUsesMappedFramesReadOnlyFramesAndAnonymousReservations) {
     vm_t vm{};
     vspace_t none{};
     ASSERT_EQ(vm_init(&vm, nullptr, nullptr, none, nullptr, 0, "frames"), 0);
+    ASSERT_EQ(guestvm_vm_add_platform_call(&vm), 0) << guestvm_last_error();  // SYSTEM_OFF
     ASSERT_EQ(vm_ram_register_at(&vm, 0, 2 << 20, false), 0);
     ASSERT_EQ(vm_ram_touch(&vm, 0x100000, image.size(), vm_guest_ram_write_callback, image.data()),
               0);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "kvm_fixture.hpp"
+#include "sel4vm/arch/guest_x86_context.h"
 #include "sel4vm/boot.h"
 #include "sel4vm/guest_irq_controller.h"
 #include "sel4vm/guestvm.h"
@@ -256,11 +257,25 @@ TEST(Interrupts, CApiCreatesTheControllerAndInjects) {
     EXPECT_NE(std::string(guestvm_last_error()).find("IRQ 99"), std::string::npos);
     EXPECT_EQ(vm_destroy(&vm), 0);
 
+    // libsel4vm's order: the controller after vm_create_vcpu is fine (the KVM vCPU comes later)...
+    vm_t after{};
+    ASSERT_EQ(vm_init(&after, nullptr, nullptr, none, nullptr, 0, "after"), 0);
+    ASSERT_NE(vm_create_vcpu(&after, 100), nullptr);
+    EXPECT_EQ(vm_inject_irq(after.vcpus[0], 4), -1);  // no controller yet
+    EXPECT_EQ(vm_create_default_irq_controller(&after), 0) << guestvm_last_error();
+    EXPECT_EQ(vm_inject_irq(after.vcpus[0], 4), 0) << guestvm_last_error();
+    EXPECT_EQ(vm_destroy(&after), 0);
+
+    // ...but not once a vCPU's registers were used: KVM has that vCPU then.
     vm_t late{};
     ASSERT_EQ(vm_init(&late, nullptr, nullptr, none, nullptr, 0, "late"), 0);
     ASSERT_NE(vm_create_vcpu(&late, 100), nullptr);
+    seL4_Word eax = 1;
+    EXPECT_EQ(vm_get_thread_context_reg(late.vcpus[0], VCPU_CONTEXT_EAX, &eax), 0);
     EXPECT_EQ(vm_create_default_irq_controller(&late), -1);
-    EXPECT_NE(std::string(guestvm_last_error()).find("before the first vCPU"), std::string::npos);
+    EXPECT_NE(std::string(guestvm_last_error()).find("before any vCPU is started"),
+              std::string::npos)
+        << guestvm_last_error();
     EXPECT_EQ(vm_inject_irq(late.vcpus[0], 4), -1);  // no controller
     EXPECT_EQ(vm_destroy(&late), 0);
 }
@@ -289,6 +304,7 @@ TEST(Loaders, AFailedLoadWritesNothing) {
     vm_t cvm{};
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 4 << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     ASSERT_EQ(guestvm_vm_init(&cvm, "c", &opts), 0);
     cvm.entry = 0x1234;
     EXPECT_EQ(guestvm_vm_load_elf(&cvm, guest_file("real_mode.bin").c_str()), -1);
@@ -311,6 +327,7 @@ TEST(Loaders, CApiRefusesAnImageLargerThanGuestRamUnread) {
     vm_t cvm{};
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 4 << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     ASSERT_EQ(guestvm_vm_init(&cvm, "c", &opts), 0) << guestvm_last_error();
     const auto started = std::chrono::steady_clock::now();
     EXPECT_EQ(guestvm_vm_load_elf(&cvm, huge.c_str()), -1);

@@ -313,6 +313,7 @@ TEST(MemoryCApi, TouchReservationsAndFaultAccessors) {
     std::string serial;
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 8u << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     opts.serial = [](int, const char *b, size_t n, void *cookie) {
         static_cast<std::string *>(cookie)->append(b, n);
     };
@@ -386,6 +387,7 @@ TEST(MemoryCApi, UnhandledCallbackAndDefaultError) {
         vm_t *vm = &holder->vm;
         guestvm_vm_options_t opts{};
         opts.ram_bytes = 4u << 20;
+        opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
         ASSERT_EQ(guestvm_vm_init(vm, "c-unowned", &opts), 0);
         ASSERT_EQ(guestvm_vm_load_elf(vm, test::guest_path("mmio_touch").c_str()), 0);
         uintptr_t seen = 0;

@@ -31,6 +31,7 @@ TEST(Notifications, ReachTheCallbackOnVmRunsThreadInOrder) {
     vm_t vm{};
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 4u << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     ASSERT_EQ(guestvm_vm_init(&vm, "notify", &opts), 0) << guestvm_last_error();
     ASSERT_EQ(guestvm_vm_load_elf(&vm, test::guest_path("spin").c_str()), 0);
     vm_vcpu_t *v = vm_create_vcpu(&vm, 100);

@@ -21,6 +21,7 @@ TEST(Sel4Invocations, SuspendReadWriteResumeOnARunningVcpu) {
     auto vm = std::make_unique<vm_t>();
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 4u << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     ASSERT_EQ(guestvm_vm_init(vm.get(), "sel4", &opts), 0) << guestvm_last_error();
     ASSERT_EQ(guestvm_vm_load_elf(vm.get(), test::guest_path("spin").c_str()), 0);
     vm_vcpu_t *v = vm_create_vcpu(vm.get(), 100);

@@ -50,6 +50,7 @@ struct CVm {
     bool init(const char *name, std::size_t ram, const char *guest = nullptr) {
         guestvm_vm_options_t opts{};
         opts.ram_bytes = ram;
+        opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
         if (guestvm_vm_init(vm.get(), name, &opts) != 0) return false;
         return guest == nullptr ||
                guestvm_vm_load_elf(vm.get(), test::guest_path(guest).c_str()) == 0;

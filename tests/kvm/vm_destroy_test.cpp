@@ -28,6 +28,7 @@ using namespace std::chrono_literals;
 vm_vcpu_t *init_vm(vm_t &vm, const char *guest, bool irqchip = false) {
     guestvm_vm_options_t opts{};
     opts.ram_bytes = irqchip ? 64u << 20 : 4u << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     EXPECT_EQ(guestvm_vm_init(&vm, guest, &opts), 0) << guestvm_last_error();
     if (irqchip) {
         EXPECT_EQ(vm_create_default_irq_controller(&vm), 0) << guestvm_last_error();

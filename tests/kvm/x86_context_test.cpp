@@ -24,6 +24,7 @@ TEST(X86Context, CreatedVcpuIsProtectedModeAndStartsWithWrittenState) {
     vm_t vm{};
     guestvm_vm_options_t opts{};
     opts.ram_bytes = 4u << 20;
+    opts.devices = GUESTVM_DEVICE_SERIAL | GUESTVM_DEVICE_PLATFORM_CALL;
     opts.serial = [](int, const char *bytes, size_t len, void *cookie) {
         static_cast<std::string *>(cookie)->append(bytes, len);
     };

@@ -62,7 +62,8 @@ typedef struct vm_io_list {
  * Handles ports range.start..range.end with `ioport_interface`. Handlers run on the vCPU's
  * thread that made the access.
  * @return 0, or -1 (NULL/uninitialised vm, start > end, overlap with a range already handled —
- *         guestvm's own UART at 0x3f8-0x3ff and platform call at 0x600-0x603 included)
+ *         guestvm's UART (0x3f8-0x3ff) and platform call (0xff0-0xff3) included when the VMM
+ *         added them; a VM from vm_init has neither)
  */
 int vm_io_port_add_handler(vm_t *vm, vm_ioport_range_t ioport_range,
                            vm_ioport_interface_t ioport_interface);
@@ -76,8 +77,14 @@ int vm_register_unhandled_ioport_callback(vm_t *vm, unhandled_ioport_callback_fn
                                           void *cookie);
 
 /**
- * seL4 hands a host port range to the guest. A Linux process cannot give its guest the host's
- * ports: always -1 (emulate the device with vm_io_port_add_handler instead).
+ * Gives the guest the host's ports port_start..port_end (both included). seL4 opens them in
+ * the vCPU's I/O bitmap; KVM exits on every port, so guestvm carries each access out on the
+ * host with an IN or OUT of the same width, on the vCPU's thread, for every vCPU of the VM.
+ * Linux allows that only with ioperm(2): the VMM process needs CAP_SYS_RAWIO and a kernel
+ * built with CONFIG_X86_IOPL_IOPERM; otherwise the call is refused and says which is missing
+ * (emulate the device with vm_io_port_add_handler instead).
+ * @return 0, or -1 (NULL vcpu, start > end, the host refuses the ports, the range overlaps a
+ *         port handler)
  */
 int vm_enable_passthrough_ioport(vm_vcpu_t *vcpu, uint16_t port_start, uint16_t port_end);
 

@@ -4,7 +4,7 @@
  * its Xen emulation (KVM_XEN_HVM_CONFIG with INTERCEPT_HCALL, which also turns KVM's own
  * hypercalls off), which needs a host kernel built with CONFIG_KVM_XEN; guestvm does not use it
  * (the development host has none), so vm_reg_new_vmcall_handler returns -1. Guests call the VMM
- * with a port access instead (vm_io_port_add_handler; guestvm's platform call uses port 0x600).
+ * with a port access instead (vm_io_port_add_handler; guestvm's platform call uses port 0xff0).
  */
 #pragma once
 /* The library is built with hidden visibility; what this header declares is its interface. */

@@ -27,7 +27,8 @@ inline constexpr std::int64_t kAlreadyOn = -4;
 inline constexpr std::int64_t kInternalFailure = -6;
 inline constexpr std::int64_t kAffinityOn = 0;
 inline constexpr std::int64_t kAffinityOff = 1;
-inline constexpr std::uint16_t kPort = 0x600;
+/// No PC or ACPI device uses it (docs/platform-call.md says why this one; guests/lib/pcall_port.h).
+inline constexpr std::uint16_t kPort = 0x0ff0;
 inline constexpr std::uint16_t kPorts = 4;
 }  // namespace psci
 
