@@ -13,13 +13,16 @@
 namespace guestvm::bench {
 
 /// Runs `guest` in a 4 MiB guestvm VM; `install(vm, exits)` adds the handler that counts each
-/// exit in `exits`. Reports the time per exit.
+/// exit in `exits`. Reports the time per exit. `serialized`: handlers take the VM's handler
+/// turn (VmConfig::serialize_handlers, the C API's default).
 template <typename Install>
-void guestvm_exit_rate(benchmark::State &state, const char *guest, Install &&install) {
+void guestvm_exit_rate(benchmark::State &state, const char *guest, Install &&install,
+                       bool serialized = false) {
     auto host = shared_host();
     if (!host) return state.SkipWithError("no usable /dev/kvm");
     MachineConfig config;
     config.ram_bytes = 4 << 20;
+    config.serialize_handlers = serialized;
     auto vm = build_machine(host, config);
     if (!vm) return state.SkipWithError(vm.error().message().c_str());
     auto image = guest_image(guest);

@@ -118,6 +118,9 @@ class Vcpu {
     /// Runs the guest until kicked, parked or stopped, routing each exit through the VM's
     /// router (src/core/vcpu_loop.cpp). Returns when it should park.
     void run_guest();
+    /// Whether this vCPU waits for the handler turn that the calling thread holds: it is out of
+    /// KVM_RUN and stays there until the caller lets the turn go.
+    bool waits_for_callers_turn() const noexcept;
     /// "vCPU n at RIP x" for stop messages (the RIP of the last exit, when readable).
     std::string where() const;
     /// Leaves KVM_RUN cleanly: completes pending I/O without running guest code.

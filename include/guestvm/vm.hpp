@@ -58,6 +58,11 @@ struct VmConfig {
     /// vCPU, so this lets enable_irqchip come after add_vcpu, as libsel4vm's call order has it
     /// (the C API sets it). A failure to create the KVM vCPU is then that call's error.
     bool defer_kvm_vcpus = false;
+    /// Runs every exit handler of the VM and every task posted to run() one at a time, under
+    /// one VM-wide lock (libsel4vm's semantics: its VMM runs all of them on one thread, so
+    /// device models have no locks). Otherwise handlers run concurrently on the vCPU threads
+    /// and tasks on run()'s thread. The C API sets it unless the VMM opts out.
+    bool serialize_handlers = false;
 };
 
 /// One VM. Created from a Host; owns its KVM VM, guest memory, vCPUs and their capabilities,
@@ -196,6 +201,16 @@ class Vm {
     /// handler restores the default.
     Status set_event_handler(ExitEvent::Kind kind, EventHandler h);
 
+    // ---- handler concurrency ----
+    bool handlers_serialized() const noexcept {
+        return serialized_.load(std::memory_order_acquire);
+    }
+    /// Changes VmConfig::serialize_handlers: kBadState once a vCPU has started.
+    Status set_serialize_handlers(bool serialized);
+    /// Whether the calling thread runs a handler or task of this VM in the serialized mode
+    /// (it holds the VM's handler turn).
+    bool holds_handler_turn() const noexcept;
+
     // ---- lifecycle ----
     /// Blocks until the VM stops, then joins every vCPU thread and returns why it stopped
     /// (kError naming the vCPU when one is still in an exit handler after stop_timeout).
@@ -270,6 +285,7 @@ class Vm {
     std::atomic<int> first_unassigned_{0};
     std::atomic<BootMode> boot_mode_;
     std::atomic<bool> irqchip_{false};
+    std::atomic<bool> serialized_{false};
     std::atomic<bool> stopping_{false};
     bool assist_ = false;  // set in setup(), before any vCPU exists
 };

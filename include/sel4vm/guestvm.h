@@ -35,6 +35,19 @@ typedef void (*guestvm_serial_fn)(int vcpu_id, const char *bytes, size_t len, vo
 /** The platform call (PSCI semantics, docs/platform-call.md) on ports 0xff0-0xff3. */
 #define GUESTVM_DEVICE_PLATFORM_CALL 0x2u
 
+/**
+ * How the VMM's callbacks run. libsel4vm runs every exit handler, fault callback, IRQ
+ * acknowledgement and notification callback on the one thread in vm_run, so device models need
+ * no locks; guestvm's default does the same for a VM's callbacks: one at a time, in one VM-wide
+ * order (port handlers run on the vCPU's thread, acknowledgements and notifications on
+ * vm_run's). A VMM whose devices lock for themselves can let port and memory handlers of
+ * different vCPUs run at once.
+ */
+typedef enum guestvm_handler_mode {
+    GUESTVM_HANDLERS_SERIALIZED = 0, /**< libsel4vm's semantics (the default) */
+    GUESTVM_HANDLERS_PARALLEL = 1    /**< concurrent on the vCPU threads and vm_run's thread */
+} guestvm_handler_mode_t;
+
 /** Options for guestvm_vm_init(); zero-initialise and set what you need. */
 typedef struct guestvm_vm_options {
     size_t ram_bytes; /**< RAM at 0 (and above 4 GiB past 3 GiB); 0: none */
@@ -42,7 +55,8 @@ typedef struct guestvm_vm_options {
     guestvm_serial_fn
         serial; /**< the UART's output (NULL: discarded); needs GUESTVM_DEVICE_SERIAL */
     void *serial_cookie;
-    unsigned devices; /**< GUESTVM_DEVICE_* bits; 0: none of guestvm's devices */
+    unsigned devices;                    /**< GUESTVM_DEVICE_* bits; 0: none of guestvm's devices */
+    guestvm_handler_mode_t handler_mode; /**< 0: serialized, as libsel4vm */
 } guestvm_vm_options_t;
 
 /**
@@ -52,6 +66,12 @@ typedef struct guestvm_vm_options {
  *         GUESTVM_DEVICE_SERIAL, an unknown device bit, no usable /dev/kvm)
  */
 int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *options);
+
+/**
+ * Sets how the VM's callbacks run (guestvm_handler_mode_t); before the first vcpu_start.
+ * @return 0, or -1 (NULL/uninitialised vm, an unknown mode, a vCPU has started)
+ */
+int guestvm_vm_set_handler_mode(vm_t *vm, guestvm_handler_mode_t mode);
 
 /**
  * Adds guestvm's 8250 UART on ports 0x3f8-0x3ff to a VM (one made by vm_init, for instance);

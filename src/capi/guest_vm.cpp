@@ -119,6 +119,10 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
             return fail(
                 fmt::format("vm_init: unknown device bits {:#x}", opts.devices & ~kKnownDevices));
         }
+        if (opts.handler_mode != GUESTVM_HANDLERS_SERIALIZED &&
+            opts.handler_mode != GUESTVM_HANDLERS_PARALLEL) {
+            return fail("vm_init: unknown handler mode");
+        }
         if (opts.serial != nullptr && (opts.devices & GUESTVM_DEVICE_SERIAL) == 0) {
             return fail(
                 "vm_init: a serial sink but no UART: add GUESTVM_DEVICE_SERIAL to "
@@ -140,6 +144,8 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
         config.unhandled_io = guestvm::UnhandledIoPolicy::kAllOnes;
         // libsel4vm's order: vm_create_default_irq_controller may follow vm_create_vcpu.
         config.defer_kvm_vcpus = true;
+        // libsel4vm's one-thread semantics unless the VMM opts out.
+        config.serialize_handlers = opts.handler_mode == GUESTVM_HANDLERS_SERIALIZED;
         config.serial_sink = serial_sink(opts.serial, opts.serial_cookie);
         // Mirrors follow the C++ state; relaxed atomic stores keep concurrent C readers sane.
         config.vcpu_state_observer = [](guestvm::Vcpu &v, guestvm::VcpuState s) {
@@ -167,6 +173,19 @@ int guestvm_vm_init(vm_t *vm, const char *name, const guestvm_vm_options_t *opti
             if (r.is_ram()) guestvm::capi::record_ram(vm, r.base.value(), r.size);
         }
         return 0;
+    });
+}
+
+int guestvm_vm_set_handler_mode(vm_t *vm, guestvm_handler_mode_t mode) {
+    return guarded(-1, [&] {
+        guestvm::Vm *v = vm_of(vm);
+        if (v == nullptr) return fail("guestvm_vm_set_handler_mode: NULL or uninitialised vm");
+        if (mode != GUESTVM_HANDLERS_SERIALIZED && mode != GUESTVM_HANDLERS_PARALLEL) {
+            return fail(fmt::format("guestvm_vm_set_handler_mode: unknown mode {}",
+                                    static_cast<int>(mode)));
+        }
+        auto set = v->set_serialize_handlers(mode == GUESTVM_HANDLERS_SERIALIZED);
+        return set ? 0 : fail(std::move(set).error().context("guestvm_vm_set_handler_mode"));
     });
 }
 

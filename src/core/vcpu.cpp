@@ -217,7 +217,8 @@ auto Vcpu::with_paused(F &&fn) -> decltype(fn()) {
     }
     ++s_->pause_requests_;
     auto deadline = std::chrono::steady_clock::now() + kPauseTimeout;
-    while (s_->in_guest_) {
+    // A vCPU waiting for the handler turn this thread holds is out of KVM_RUN until we let go.
+    while (s_->in_guest_ && !waits_for_callers_turn()) {
         kick_locked();
         s_->cv_.wait_for(lock, kKickRetry);
         if (s_->in_guest_ && std::chrono::steady_clock::now() > deadline) {
@@ -245,10 +246,12 @@ Status Vcpu::suspend() {
         s_->leave_guest_.store(true, std::memory_order_release);  // parks after this exit
         return {};
     }
-    // A vCPU thread leaves KVM_RUN at a kick unless an exit handler of the VMM's holds it.
+    // A vCPU thread leaves KVM_RUN at a kick unless an exit handler of the VMM's holds it. One
+    // waiting for the handler turn this thread holds parks after that exit (the kick stays).
     const auto deadline = std::chrono::steady_clock::now() + kPauseTimeout;
     while (s_->in_guest_) {
         kick_locked();
+        if (waits_for_callers_turn()) return {};
         s_->cv_.wait_for(lock, kKickRetry);
         if (s_->in_guest_ && std::chrono::steady_clock::now() > deadline) {
             return make_error(Errc::kTimeout,

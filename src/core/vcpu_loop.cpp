@@ -7,6 +7,7 @@
 #include "arch/x86/insn_assist.hpp"
 #include "core/exit_router.hpp"
 #include "core/vcpu_state.hpp"
+#include "core/vm_state.hpp"
 #include "guestvm/vcpu.hpp"
 #include "guestvm/vm.hpp"
 #include "kvm/vcpu_fd.hpp"
@@ -90,6 +91,23 @@ std::string Vcpu::where() const {
                 : fmt::format("vCPU {}", id_.value());
 }
 
+namespace {
+/// Routes one exit, under the VM's handler turn in the serialized mode. Out of KVM_RUN while it
+/// waits for the turn (`awaiting` says so): a handler holding the turn may pause this vCPU.
+Route route_exit(const ExitRouter &router, const Vm &vm, std::atomic<bool> &awaiting,
+                 ExitContext &ctx, kvm::Exit &exit) {
+    if (!vm.handlers_serialized()) return router.route(ctx, exit);
+    awaiting.store(true, std::memory_order_release);
+    Vm::State::Turn turn(vm);
+    awaiting.store(false, std::memory_order_release);
+    return router.route(ctx, exit);
+}
+}  // namespace
+
+bool Vcpu::waits_for_callers_turn() const noexcept {
+    return vm_.holds_handler_turn() && s_->awaiting_turn_.load(std::memory_order_acquire);
+}
+
 void Vcpu::run_guest() {
     for (;;) {
         auto exit = s_->fd_->run();
@@ -133,7 +151,7 @@ void Vcpu::run_guest() {
             }
         }
         ExitContext ctx{&vm_, this, id_.value(), std::nullopt};
-        Route route = s_->router_.route(ctx, *exit);
+        Route route = route_exit(s_->router_, vm_, s_->awaiting_turn_, ctx, *exit);
         if (route.stop) {
             if (route.locate) route.stop->message += fmt::format(" on {}", where());
             vm_.stop(std::move(*route.stop));

@@ -55,6 +55,8 @@ struct Vcpu::State {
     bool thread_done_ = false;
     int pause_requests_ = 0;
     std::atomic<bool> leave_guest_{false};  // read by the run loop after a kick
+    /// Out of KVM_RUN, waiting for the VM's handler turn (VmConfig::serialize_handlers).
+    std::atomic<bool> awaiting_turn_{false};
     std::string thread_name_;
     int priority_ = 0;
     int affinity_ = -1;

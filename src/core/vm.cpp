@@ -25,7 +25,35 @@ namespace guestvm {
 
 namespace {
 constexpr std::uint64_t kGiB = 1ull << 30;
+/// The VM whose handler turn the calling thread holds, or null.
+thread_local const Vm *tls_turn = nullptr;
 }  // namespace
+
+Vm::State::Turn::Turn(const Vm &vm) : outer_(tls_turn) {
+    if (!vm.handlers_serialized() || tls_turn == &vm) return;
+    held_ = &vm.s_->turn_mutex_;
+    held_->lock();
+    tls_turn = &vm;
+}
+
+Vm::State::Turn::~Turn() {
+    if (held_ == nullptr) return;
+    tls_turn = outer_;
+    held_->unlock();
+}
+
+bool Vm::holds_handler_turn() const noexcept { return tls_turn == this; }
+
+Status Vm::set_serialize_handlers(bool serialized) {
+    std::lock_guard lock(s_->assign_mutex_);
+    if (s_->ever_started_.load()) {
+        return make_error(
+            Errc::kBadState,
+            fmt::format("VM {}: handler concurrency is fixed once a vCPU has started", name()));
+    }
+    serialized_.store(serialized, std::memory_order_release);
+    return {};
+}
 
 Vm::Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<State> state,
        int capacity)
@@ -35,7 +63,8 @@ Vm::Vm(PrivateTag, std::shared_ptr<Host> host, VmConfig config, std::unique_ptr<
       s_(std::move(state)),
       vcpus_(std::make_unique<std::atomic<Vcpu *>[]>(static_cast<std::size_t>(capacity))),
       cores_(std::make_unique<std::atomic<Vcpu *>[]>(static_cast<std::size_t>(capacity))),
-      boot_mode_(config_.boot_mode) {}
+      boot_mode_(config_.boot_mode),
+      serialized_(config_.serialize_handlers) {}
 
 Result<std::unique_ptr<Vm>> Vm::create(std::shared_ptr<Host> host, VmConfig config) {
     if (!host) return make_error(Errc::kInvalidArgument, "Vm::create: null host");
@@ -493,6 +522,7 @@ StopInfo Vm::run() {
             lock.unlock();
             for (auto &task : tasks) {
                 if (stopped()) break;  // the rest are dropped, as those posted after the stop
+                State::Turn turn(*this);
                 task();
             }
             lock.lock();

@@ -60,7 +60,8 @@ typedef struct vm_io_list {
 
 /**
  * Handles ports range.start..range.end with `ioport_interface`. Handlers run on the vCPU's
- * thread that made the access.
+ * thread that made the access, one at a time with every other callback of the VM (libsel4vm's
+ * one-thread semantics) unless the VMM chose GUESTVM_HANDLERS_PARALLEL (<sel4vm/guestvm.h>).
  * @return 0, or -1 (NULL/uninitialised vm, start > end, overlap with a range already handled —
  *         guestvm's UART (0x3f8-0x3ff) and platform call (0xff0-0xff3) included when the VMM
  *         added them; a VM from vm_init has neither)
