@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "capi/capi_internal.hpp"
@@ -180,11 +181,14 @@ int guestvm_vm_set_handler_mode(vm_t *vm, guestvm_handler_mode_t mode) {
     return guarded(-1, [&] {
         guestvm::Vm *v = vm_of(vm);
         if (v == nullptr) return fail("guestvm_vm_set_handler_mode: NULL or uninitialised vm");
-        if (mode != GUESTVM_HANDLERS_SERIALIZED && mode != GUESTVM_HANDLERS_PARALLEL) {
-            return fail(fmt::format("guestvm_vm_set_handler_mode: unknown mode {}",
-                                    static_cast<int>(mode)));
+        // A C caller may pass any int: read the bits, not the enum (a load of an enum holding
+        // no enumerator's value is undefined in C++, and UBSan reports it).
+        std::underlying_type_t<guestvm_handler_mode_t> raw;
+        std::memcpy(&raw, &mode, sizeof raw);
+        if (raw != GUESTVM_HANDLERS_SERIALIZED && raw != GUESTVM_HANDLERS_PARALLEL) {
+            return fail(fmt::format("guestvm_vm_set_handler_mode: unknown mode {}", raw));
         }
-        auto set = v->set_serialize_handlers(mode == GUESTVM_HANDLERS_SERIALIZED);
+        auto set = v->set_serialize_handlers(raw == GUESTVM_HANDLERS_SERIALIZED);
         return set ? 0 : fail(std::move(set).error().context("guestvm_vm_set_handler_mode"));
     });
 }

@@ -158,9 +158,16 @@ int main(int argc, char **argv) {
     pthread_join(timer_thread, NULL);
 
     /* vm_run has returned: the model is the main thread's again. */
-    CHECK(cmos.port_accesses == 4ul * ROUNDS * CORES, "%lu port accesses", cmos.port_accesses);
+    /* Exact only when the handlers are serialized: in the parallel mode this lock-free model
+     * loses updates, which is what the mode lets happen to a VMM that does not lock. */
+    if (!parallel) {
+        CHECK(cmos.port_accesses == 4ul * ROUNDS * CORES, "%lu port accesses", cmos.port_accesses);
+        CHECK(cmos.seconds == cmos.ticks, "%lu seconds, %lu ticks", cmos.seconds, cmos.ticks);
+    } else {
+        CHECK(cmos.port_accesses > 0 && cmos.port_accesses <= 4ul * ROUNDS * CORES,
+              "%lu port accesses", cmos.port_accesses);
+    }
     CHECK(cmos.ticks > 0, "no notification arrived while the guest ran");
-    CHECK(cmos.seconds == cmos.ticks, "%lu seconds, %lu ticks", cmos.seconds, cmos.ticks);
     const int seen = __atomic_load_n(&overlaps, __ATOMIC_RELAXED);
     printf("%s mode: %lu port accesses from %d vCPUs, %lu notifications, %d overlapping calls\n",
            parallel ? "parallel" : "serialized", cmos.port_accesses, CORES, cmos.ticks, seen);

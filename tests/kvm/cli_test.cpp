@@ -723,7 +723,7 @@ TEST(Cli, SampleRipFindsWhereTheGuestSpins) {
     ASSERT_FALSE(doc.is_discarded()) << r.out.substr(0, 4096);
     ASSERT_TRUE(doc.contains("rip_samples")) << r.out.substr(0, 4096);
     const std::uint64_t total = doc["rip_samples"]["total"];
-    EXPECT_GT(total, 20u);  // ~1 s at one sample per 2 ms, on a loaded host far fewer
+    EXPECT_GT(total, 5u);  // ~1 s at one sample per 2 ms; a loaded CI host gives far fewer
     std::uint64_t in_loop = 0;
     for (const auto &s : doc["rip_samples"]["top"]) {
         const std::uint64_t rip = s["rip"];

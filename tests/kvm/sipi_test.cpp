@@ -45,13 +45,16 @@ TEST(Sipi, TheGuestStartsItsApplicationProcessorAndTheUtilInterfaceFollows) {
     std::uint64_t entry = 0;
     auto vm = sipi_vm(host, "sipi_probe", capture, seen, entry);
     ASSERT_TRUE(vm);
-    // Core 0 first (it claims vCPU 0), then core 1 waits; the guest's INIT may come at once.
-    ASSERT_TRUE(vm->start_core(0, entry, 0));
-    ASSERT_TRUE(vm->await_sipi(1));
+    // vCPU 1 is given core 1 and waits before core 0 (the first unassigned vCPU) starts.
     Vcpu *ap = vm->vcpu(1);
     ASSERT_NE(ap, nullptr);
+    ASSERT_TRUE(vm->assign_target(*ap, 1));
+    ASSERT_TRUE(vm->await_sipi(1));
+    EXPECT_EQ(ap->state(), VcpuState::kWaiting);
+    EXPECT_FALSE(ap->online());
     EXPECT_EQ(ap->target_core(), 1);
     EXPECT_EQ(vm->vcpu_for_target(1), ap);
+    ASSERT_TRUE(vm->start_core(0, entry, 0));
     // A second start of the same core is refused, whichever way.
     EXPECT_FALSE(vm->await_sipi(1));
     EXPECT_FALSE(vm->start_core(1, entry, 0));
@@ -72,9 +75,12 @@ TEST(Sipi, AProcessorNobodyStartsStaysOfflineAndStopsWithTheVm) {
     std::uint64_t entry = 0;
     auto vm = sipi_vm(host, "tiny", capture, seen, entry);
     ASSERT_TRUE(vm);
-    ASSERT_TRUE(vm->start_core(0, entry, 0));
+    // vCPU 1 waits before core 0 runs: tiny powers off at once.
+    ASSERT_TRUE(vm->assign_target(*vm->vcpu(1), 1));
     ASSERT_TRUE(vm->await_sipi(1));
+    EXPECT_EQ(vm->vcpu(1)->state(), VcpuState::kWaiting);
     EXPECT_FALSE(vm->vcpu(1)->online());
+    ASSERT_TRUE(vm->start_core(0, entry, 0));
     StopInfo stop = vm->run();
     EXPECT_EQ(stop.reason, StopReason::kPowerOff) << stop.message;
     EXPECT_FALSE(vm->vcpu(1)->online());

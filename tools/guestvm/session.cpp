@@ -135,11 +135,13 @@ Result<Session> build_vm(const RunRequest &req, SerialSink serial, bool serial_i
 
 Status start_cores(const RunRequest &req, Session &session) {
     if (req.is_linux()) {
-        // Linux starts its other CPUs itself (the MADT lists one local APIC per vCPU): core 0
-        // at the entry, the others assigned and waiting for its INIT/SIPI.
-        GUESTVM_TRY(session.vm->start_core(0, session.image.plan.entry));
-        for (int core = 1; core < req.vcpus; ++core) GUESTVM_TRY(session.vm->await_sipi(core));
-        return {};
+        // Linux starts its other CPUs itself (the MADT lists one local APIC per vCPU): vCPU i
+        // is core i, waiting for the kernel's INIT/SIPI before core 0 starts at the entry.
+        for (int core = 1; core < req.vcpus; ++core) {
+            GUESTVM_TRY(session.vm->assign_target(*session.vm->vcpu(core), core));
+            GUESTVM_TRY(session.vm->await_sipi(core));
+        }
+        return session.vm->start_core(0, session.image.plan.entry);
     }
     const int started = req.start_all ? req.vcpus : 1;
     for (int core = started - 1; core >= 0; --core) {
