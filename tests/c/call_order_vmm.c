@@ -28,16 +28,7 @@
 #define GUEST_LINE 5
 #define RAM_BYTES (16u << 20)
 
-static int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-            ++failures;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 static vm_t vm;
 static pthread_t vmm_thread; /* the thread that calls vm_run */
@@ -184,10 +175,5 @@ int main(int argc, char **argv) {
     CHECK(!line_high, "the level was never lowered");
     CHECK(vm_destroy(&vm) == 0, "%s", guestvm_last_error());
 
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all checks passed\n");
-    return 0;
+    return checks_done();
 }

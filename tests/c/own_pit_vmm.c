@@ -17,16 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-            ++failures;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 #define X86_IO_PIT_START 0x40
 #define X86_IO_PIT_END \
@@ -145,10 +136,5 @@ int main(int argc, char **argv) {
     CHECK(n_values == 2, "%d values", n_values);
     CHECK(values[0] == 0x2e9c, "the guest read the count %#x", values[0]);
     CHECK(values[1] >= 1, "the guest took %u timer interrupts", values[1]);
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all checks passed\n");
-    return 0;
+    return checks_done();
 }

@@ -20,16 +20,7 @@
 #include <sys/io.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-            ++failures;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 #define POST_PORT 0x80
 
@@ -125,10 +116,5 @@ int main(int argc, char **argv) {
         CHECK(values[0] == 0x33, "the guest read %#x", values[0]);
     }
     CHECK(vm_destroy(&vm) == 0, "%s", guestvm_last_error());
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all checks passed\n");
-    return 0;
+    return checks_done();
 }

@@ -25,16 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-            ++failures;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 #define X86_IO_RTC_START 0x70
 #define X86_IO_RTC_END 0x71
@@ -173,10 +164,5 @@ int main(int argc, char **argv) {
            parallel ? "parallel" : "serialized", cmos.port_accesses, CORES, cmos.ticks, seen);
     if (!parallel) CHECK(seen == 0, "%d handler calls overlapped in the serialized mode", seen);
     CHECK(vm_destroy(&vm) == 0, "%s", guestvm_last_error());
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all checks passed\n");
-    return 0;
+    return checks_done();
 }

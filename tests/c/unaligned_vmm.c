@@ -19,16 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fputc('\n', stderr);                                                     \
-            ++failures;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 #define ACPI_BASE 0xE0000u
 #define ACPI_SIZE 0xFFFFu
@@ -200,10 +191,5 @@ int main(int argc, char **argv) {
     CHECK(vm_free_reserved_memory(&vm, acpi) == 0, "%s", guestvm_last_error());
     CHECK(vm_free_reserved_memory(&vm, hpet) == 0, "%s", guestvm_last_error());
     CHECK(vm_destroy(&vm) == 0, "%s", guestvm_last_error());
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all checks passed\n");
-    return 0;
+    return checks_done();
 }
